@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import DatasetDict, load_from_disk
 
 from .data import load_data
+from .publish import REPORT_FILE, check_repo_id, publish_reduced, with_source_index
+from .report import SelectionReport
 from .selector import InstanceSelector
 from .solvers import SOLVERS
-
-REPORT_FILE = "selection_report.json"
 
 
 def check_out(out: str | Path, overwrite: bool) -> Path:
@@ -42,30 +43,64 @@ def add_select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-reads", type=int, default=4)
     parser.add_argument("--embedder", default=None, help="sentence-transformers path or hub id (default: packaged all-MiniLM-L6-v2)")
     parser.add_argument("--n-jobs", type=int, default=-1)
+    parser.add_argument("--class-balance", type=float, default=None, help="class quotas ~ n_c^(1-b); default: 0.5 for qubo, 0 otherwise")
+    parser.add_argument("--no-denoise", dest="denoise", action="store_false", help="do not keep likely-mislabelled rows last")
 
 
 def selector_from_args(args: argparse.Namespace) -> InstanceSelector:
     return InstanceSelector(
         keep=args.keep, method=args.method, text_column=args.text_column, label_column=args.label_column,
         embedder=args.embedder, solver=args.solver, seed=args.seed, block_size=args.block_size,
-        num_reads=args.num_reads, n_jobs=args.n_jobs,
+        num_reads=args.num_reads, n_jobs=args.n_jobs, class_balance=args.class_balance, denoise=args.denoise,
     )
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    """Select from ``--data`` and write the reduced dataset (``save_to_disk``) and the report."""
+    """Select from ``--data``; write the reduced dataset (``save_to_disk``, or the Hub layout with ``--publish``)."""
+    check_repo_id(args.repo_id)
     data = load_data(args.data)
     selector = selector_from_args(args)
     out = check_out(args.out, args.overwrite)
     selector.fit(data)
+    selector.report_.source = args.data
     reduced = selector.select(data)
+    print(selector.report_.summary())
+    if args.publish:
+        folder = publish_reduced(reduced, selector, repo_id=args.repo_id, local_dir=out, push=args.push, private=not args.public, overwrite=True)
+        print(f"wrote a Hub-ready dataset folder to {folder}" + (f" and uploaded it to {args.repo_id}" if args.push else ""))
+        return 0
+    if isinstance(reduced, DatasetDict):
+        reduced["train"] = with_source_index(reduced["train"], selector)
+    else:
+        reduced = with_source_index(reduced, selector)
     clear_out(out)
     reduced.save_to_disk(str(out))
     selector.report_.to_json(str(out / REPORT_FILE))
-    print(selector.report_.summary())
     rows = len(reduced["train"]) if isinstance(reduced, DatasetDict) else len(reduced)
-    print(f"wrote {rows} rows to {out} (report: {out / REPORT_FILE})")
+    print(f"wrote {rows} rows to {out} (report: {out / REPORT_FILE}); publish it with: hf-qselect publish {out} --repo-id NAMESPACE/NAME")
     return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Turn a ``hf-qselect select`` output folder into a Hub-ready folder, and upload it with ``--push``."""
+    check_repo_id(args.repo_id)
+    folder = Path(args.reduced_dir)
+    report_path = folder / REPORT_FILE
+    if not report_path.exists():
+        raise FileNotFoundError(f"{report_path} not found: REDUCED_DIR must be the --out folder of `hf-qselect select`")
+    report = SelectionReport.from_dict(json.loads(report_path.read_text()))
+    reduced = load_from_disk(str(folder))
+    local_dir = Path(args.local_dir) if args.local_dir else folder.with_name(folder.name + "-hub")
+    out = publish_reduced(reduced, report, repo_id=args.repo_id, local_dir=local_dir, push=args.push,
+                          private=not args.public, source=args.source, overwrite=args.overwrite)
+    print(f"wrote a Hub-ready dataset folder to {out}" + (f" and uploaded it to {args.repo_id}" if args.push else ""))
+    return 0
+
+
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo-id", default=None, help="namespace/name of the Hub dataset repo")
+    parser.add_argument("--push", action="store_true", help="upload to the Hub (needs a token: huggingface-cli login or HF_TOKEN)")
+    parser.add_argument("--public", action="store_true", help="create the repo public (default: private)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_select_arguments(select)
     select.add_argument("--out", required=True, help="folder for the reduced dataset (save_to_disk) and selection_report.json")
     select.add_argument("--overwrite", action="store_true")
+    select.add_argument("--publish", action="store_true", help="write --out as a Hub-ready folder (Parquet, dataset card, selection map)")
+    add_push_arguments(select)
     select.set_defaults(func=cmd_select)
+
+    publish = commands.add_parser("publish", help="make a Hub-ready folder from a `select` output and optionally upload it")
+    publish.add_argument("reduced_dir")
+    publish.add_argument("--local-dir", default=None, help="where to write the Hub folder (default: REDUCED_DIR-hub)")
+    publish.add_argument("--source", default=None, help="source dataset name for the card (default: the one recorded by select)")
+    publish.add_argument("--overwrite", action="store_true")
+    add_push_arguments(publish)
+    publish.set_defaults(func=cmd_publish)
     return parser
 
 

@@ -48,12 +48,19 @@ class MethodResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def effective_class_balance(method: str, class_balance: float | None) -> float:
+    """The class balance a method uses: the given one, else 0.5 for the default QUBO and 0 otherwise."""
+    if class_balance is not None:
+        return float(class_balance)
+    return DEFAULT_CLASS_BALANCE if method == "qubo" else 0.0
+
+
 def select_random(embeddings: np.ndarray | None, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
     """Random rows within class quotas: stratified (``class_balance=0``) unless told otherwise."""
     start = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     mask = np.zeros(len(codes), dtype=bool)
-    balance = 0.0 if settings.class_balance is None else settings.class_balance
+    balance = effective_class_balance("random", settings.class_balance)
     for c, k in enumerate(class_quotas(codes, n_keep, balance)):
         members = np.flatnonzero(codes == c)
         mask[rng.choice(members, size=int(k), replace=False)] = True
@@ -99,7 +106,7 @@ def select_mmd(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings:
     timings["score"] = time.perf_counter() - start
     start = time.perf_counter()
     blocks = class_blocks(embeddings, codes, settings.block_size)
-    balance = DEFAULT_CLASS_BALANCE if settings.class_balance is None else settings.class_balance
+    balance = effective_class_balance("qubo", settings.class_balance)
     quotas = block_quotas(blocks, codes, class_quotas(codes, n_keep, balance))
     timings["partition"] = time.perf_counter() - start
     start = time.perf_counter()

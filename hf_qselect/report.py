@@ -29,6 +29,9 @@ class SelectionReport:
     likely_mislabelled: int = 0
     embeddings_cached: bool = False
     source_fingerprint: str | None = None
+    source: str | None = None
+    class_balance: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

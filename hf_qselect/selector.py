@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict
 
 from .blocks import keep_count
 from .embeddings import embed_dataset, embedder_name
-from .methods import METHODS, NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings
+from .methods import METHODS, NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings, effective_class_balance
 from .report import SelectionReport
 from .solvers import get_solver
 from .validation import check_columns, check_dataset, check_embeddings, check_keep, label_codes, text_values
@@ -23,6 +23,14 @@ def row_hashes(texts: list[str]) -> np.ndarray:
         [int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little", signed=True) for t in texts],
         dtype=np.int64,
     )
+
+
+def class_names(dataset: Dataset, label_column: str, classes: np.ndarray) -> list[str]:
+    """Readable class names: a ``ClassLabel``'s names, else the label values as strings."""
+    feature = dataset.features[label_column]
+    if isinstance(feature, ClassLabel):
+        return [feature.int2str(int(c)) for c in classes]
+    return [str(c) for c in classes]
 
 
 class InstanceSelector:
@@ -46,7 +54,8 @@ class InstanceSelector:
     denoise: ``"qubo"`` only: rows an out-of-fold LDA confidently assigns to another class are kept last.
     noise_confidence: the confidence that makes such a row "likely mislabelled".
 
-    Fitted attributes: ``mask_``, ``indices_``, ``report_``, ``classes_``, ``n_rows_``, ``fingerprint_``, ``embeddings_``.
+    Fitted attributes: ``mask_``, ``indices_``, ``report_``, ``classes_``, ``codes_`` (label index per row),
+    ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``.
     """
 
     def __init__(
@@ -91,6 +100,18 @@ class InstanceSelector:
         self.class_balance = class_balance
         self.denoise = denoise
         self.noise_confidence = noise_confidence
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn style); an embedder object is given by its name."""
+        import inspect
+
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        params = {n: getattr(self, n) for n in names}
+        if not isinstance(params["embedder"], (str, type(None))):
+            params["embedder"] = embedder_name(params["embedder"])
+        if not isinstance(params["solver"], str):
+            params["solver"] = type(params["solver"]).__name__
+        return params
 
     def __repr__(self) -> str:
         return (
@@ -142,6 +163,8 @@ class InstanceSelector:
         self.mask_ = result.mask
         self.indices_ = np.flatnonzero(result.mask)
         self.classes_ = classes
+        self.class_names_ = class_names(ds, self.label_column, classes)
+        self.codes_ = codes
         self.n_rows_ = len(ds)
         self.fingerprint_ = ds._fingerprint
         self.embeddings_ = vectors
@@ -154,7 +177,7 @@ class InstanceSelector:
             keep=keep,
             n_rows=len(ds),
             n_kept=n_keep,
-            kept_per_class={str(c): {"before": int(b), "after": int(a)} for c, b, a in zip(classes, before, after)},
+            kept_per_class={c: {"before": int(b), "after": int(a)} for c, b, a in zip(self.class_names_, before, after)},
             embedder=embedder_name(self.embedder) if vectors is not None and embeddings is None else ("precomputed" if embeddings is not None else None),
             formulation=result.formulation,
             solver=plan.name if plan else None,
@@ -169,6 +192,8 @@ class InstanceSelector:
             likely_mislabelled=result.noisy,
             embeddings_cached=cached,
             source_fingerprint=ds._fingerprint,
+            params=self.get_params(),
+            class_balance=effective_class_balance(self.method, self.class_balance) if self.method != "pasin2024" else None,
             timings={k: round(v, 4) for k, v in timings.items()},
         )
         return self

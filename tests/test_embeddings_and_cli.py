@@ -42,7 +42,9 @@ def test_cli_select_writes_dataset_and_report(sentences, tmp_path, monkeypatch):
     code = main(["select", "--data", str(csv), "--keep", "0.25", "--seed", "0", "--block-size", "12", "--n-jobs", "1", "--out", str(out)])
     assert code == 0
     reduced = load_from_disk(str(out))
-    assert len(reduced) == 6 and set(reduced.column_names) == {"text", "label"}
+    assert len(reduced) == 6 and set(reduced.column_names) == {"text", "label", "source_index"}
+    for row in reduced:  # each kept row maps back to its source row
+        assert list(sentences["text"])[row["source_index"]] == row["text"]
     report = json.loads((out / "selection_report.json").read_text())
     assert report["n_kept"] == 6 and report["n_rows"] == 24 and report["solver"] == "sa"
     assert set(list(reduced["text"])) <= set(list(sentences["text"]))
