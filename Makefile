@@ -23,7 +23,7 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/hf-qselect select --data builtin:rotten_tomatoes --keep 0.5 --seed 0 --out outputs/demo-selection --overwrite
+	$(VENV)/bin/hf-qselect train recipes/demo_rotten_tomatoes.yaml
 
 test: $(VENV)/.installed
 	$(PY) -m pytest tests -q

@@ -1,0 +1,187 @@
+"""YAML recipes: model, data, selection and ``TrainingArguments`` dataclasses parsed by ``HfArgumentParser``.
+
+``hf-qselect train RECIPE.yaml [--key value ...]`` loads the recipe, applies the overrides, selects,
+fine-tunes, evaluates and saves the model with its card.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from datasets import ClassLabel, Dataset, DatasetDict
+from transformers import HfArgumentParser, TrainingArguments
+
+from .data import load_data
+from .embeddings import default_embedder
+
+
+@dataclass
+class ModelArguments:
+    """The model to fine-tune."""
+
+    model_name_or_path: str = field(default="", metadata={"help": "path or hub id; empty = the packaged all-MiniLM-L6-v2"})
+    max_length: int = field(default=64, metadata={"help": "tokenizer truncation length"})
+
+
+@dataclass
+class DataArguments:
+    """Where the labelled text comes from and how it is split."""
+
+    dataset: str = field(default="builtin:rotten_tomatoes", metadata={"help": "hub id, CSV/JSON/Parquet file, save_to_disk folder, or builtin:NAME"})
+    text_column: str = field(default="text")
+    label_column: str = field(default="label")
+    eval_split: str = field(default="test", metadata={"help": "split to evaluate on; made from train when absent"})
+    eval_size: float = field(default=0.2, metadata={"help": "held-out fraction when the data has no eval split"})
+    split_seed: int = field(default=0)
+
+
+@dataclass
+class SelectionArguments:
+    """The instance selector; ``keep=1.0`` or ``method='none'`` trains on everything."""
+
+    keep: float = field(default=0.5)
+    method: str = field(default="qubo", metadata={"help": "qubo, pasin2024, random, or none"})
+    solver: str = field(default="sa")
+    selection_seed: int = field(default=0)
+    block_size: int = field(default=100)
+    num_reads: int = field(default=4)
+    class_balance: float | None = field(default=None)
+    denoise: bool = field(default=True)
+    embedder: str | None = field(default=None)
+
+
+SUMMARY_FILE = "run_summary.json"
+RECIPE_DATACLASSES = (ModelArguments, DataArguments, SelectionArguments, TrainingArguments)
+
+
+def recipe_to_argv(recipe: dict[str, Any]) -> list[str]:
+    """``{key: value}`` -> ``["--key", "value", ...]`` so argparse checks every type and name."""
+    argv: list[str] = []
+    for key, value in recipe.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            argv += [f"--{key}", *map(str, value)]
+        elif isinstance(value, dict):
+            argv += [f"--{key}", json.dumps(value)]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def parse_recipe(path: str | Path, overrides: list[str] | None = None):
+    """Parse a YAML recipe (plus ``--key value`` overrides) into the four dataclasses.
+
+    Unknown keys and wrong types fail with ``HfArgumentParser``'s error, which names the key.
+    """
+    recipe = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"recipe {path} must be a YAML mapping of key: value")
+    parser = HfArgumentParser(RECIPE_DATACLASSES, allow_abbrev=False)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args_into_dataclasses(args=recipe_to_argv(recipe) + list(overrides or []))
+    except SystemExit as err:  # argparse's type errors name the key: "argument --keep: invalid float value"
+        message = captured.getvalue().strip().splitlines()
+        raise ValueError(f"recipe {path}: {message[-1] if message else err}") from None
+
+
+def prepare_splits(data: Dataset | DatasetDict, args: DataArguments) -> tuple[Dataset, Dataset]:
+    """``(train, eval)``; eval is carved from train (stratified) when the data has no eval split."""
+    if isinstance(data, DatasetDict):
+        if args.eval_split in data:
+            return data["train"], data[args.eval_split]
+        data = data["train"]
+    stratify = args.label_column if isinstance(data.features.get(args.label_column), ClassLabel) else None
+    parts = data.train_test_split(test_size=args.eval_size, seed=args.split_seed, stratify_by_column=stratify)
+    return parts["train"], parts["test"]
+
+
+def macro_f1_metrics(eval_pred) -> dict[str, float]:
+    """Accuracy and macro-F1 (computed locally: no metric download)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    logits, labels = eval_pred
+    predictions = np.asarray(logits).argmax(axis=-1)
+    return {"accuracy": float(accuracy_score(labels, predictions)), "macro_f1": float(f1_score(labels, predictions, average="macro"))}
+
+
+def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: SelectionArguments, training_args: TrainingArguments) -> dict[str, Any]:
+    """Select, fine-tune, evaluate, save model + card; return a summary dict."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .selector import InstanceSelector
+    from .trainer import QSelectTrainer
+
+    start = time.perf_counter()
+    train, evaluation = prepare_splits(load_data(data_args.dataset), data_args)
+    label_feature = train.features.get(data_args.label_column)
+    if isinstance(label_feature, ClassLabel):
+        names = label_feature.names
+    else:
+        values = sorted(set(train[data_args.label_column]))
+        names = [str(v) for v in values]
+        mapping = {v: i for i, v in enumerate(values)}
+        train = train.map(lambda b: {data_args.label_column: [mapping[v] for v in b[data_args.label_column]]}, batched=True)
+        evaluation = evaluation.map(lambda b: {data_args.label_column: [mapping[v] for v in b[data_args.label_column]]}, batched=True)
+    path = model_args.model_name_or_path or default_embedder()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
+    )
+
+    def tokenize(batch):
+        return tokenizer(batch[data_args.text_column], truncation=True, max_length=model_args.max_length)
+
+    train = train.map(tokenize, batched=True)
+    evaluation = evaluation.map(tokenize, batched=True)
+    if data_args.label_column != "labels":
+        train = train.rename_column(data_args.label_column, "labels")
+        evaluation = evaluation.rename_column(data_args.label_column, "labels")
+    selector = None
+    if sel_args.method != "none" and sel_args.keep < 1.0:
+        selector = InstanceSelector(
+            keep=sel_args.keep, method=sel_args.method, text_column=data_args.text_column, label_column="labels",
+            embedder=sel_args.embedder, solver=sel_args.solver, seed=sel_args.selection_seed,
+            block_size=sel_args.block_size, num_reads=sel_args.num_reads, class_balance=sel_args.class_balance,
+            denoise=sel_args.denoise,
+        )
+    trainer = QSelectTrainer(
+        model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
+        compute_metrics=macro_f1_metrics, instance_selector=selector,
+    )
+    trainer.select_training_data()
+    if trainer.selection_report_ is not None:
+        trainer.selection_report_.source = data_args.dataset
+    result = trainer.train()
+    metrics = trainer.evaluate()
+    trainer.save_model(training_args.output_dir)
+    rows_full = len(train)
+    rows_used = len(trainer.train_dataset)
+    train_seconds = float(result.metrics.get("train_runtime", 0.0))
+    full_estimate = train_seconds * rows_full / max(rows_used, 1)
+    spent = trainer.selection_seconds_ + train_seconds
+    summary = {
+        "output_dir": training_args.output_dir,
+        "model_card": str(Path(training_args.output_dir) / "README.md"),
+        "rows_full": rows_full,
+        "rows_kept": rows_used,
+        "macro_f1": metrics.get("eval_macro_f1"),
+        "accuracy": metrics.get("eval_accuracy"),
+        "selection_seconds": round(trainer.selection_seconds_, 1),
+        "train_seconds": round(train_seconds, 1),
+        "full_train_seconds_estimated": round(full_estimate, 1),
+        "time_saved_fraction": round(1 - spent / full_estimate, 3) if full_estimate else None,
+        "total_seconds": round(time.perf_counter() - start, 1),
+    }
+    if trainer.is_world_process_zero():
+        (Path(training_args.output_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

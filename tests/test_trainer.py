@@ -1,0 +1,147 @@
+"""QSelectTrainer with a real transformers.Trainer on a tiny random BERT, recipes and the train command."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+from datasets import Dataset
+from huggingface_hub import ModelCard
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
+
+from hf_qselect import InstanceSelector, QSelectTrainer
+from hf_qselect.cli import main
+from hf_qselect.embeddings import default_embedder
+from hf_qselect.recipes import RECIPE_DATACLASSES, parse_recipe
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(default_embedder())
+
+
+def tiny_bert(tokenizer, labels=2):
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=labels)
+    return BertForSequenceClassification(config)
+
+
+@pytest.fixture
+def tokenized(sentences, tokenizer):
+    return sentences.map(lambda b: tokenizer(b["text"], truncation=True, max_length=16, padding="max_length"), batched=True)
+
+
+def args(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_train_epochs=1, report_to=[],
+                save_strategy="no", logging_steps=1, disable_tqdm=True, use_cpu=True, seed=0)
+    return TrainingArguments(**{**base, **kw})
+
+
+class RowsSeen(TrainerCallback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_end(self, args, state, control, **kw):
+        self.steps += 1
+
+
+def selector(**kw):
+    return InstanceSelector(**{"keep": 0.5, "seed": 0, "block_size": 12, "n_jobs": 1, "show_progress": False, **kw})
+
+
+def test_trains_on_exactly_the_selected_rows_and_logs_it(tokenized, tokenizer, tmp_path):
+    seen = RowsSeen()
+    trainer = QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized,
+                             processing_class=tokenizer, instance_selector=selector(), callbacks=[seen])
+    trainer.train()
+    assert len(trainer.train_dataset) == 12
+    assert list(trainer.train_dataset["text"]) == [list(tokenized["text"])[i] for i in trainer.instance_selector.indices_]
+    assert len(trainer.get_train_dataloader()) == 3 and seen.steps == 3  # 12 rows / batch 4
+    record = next(e for e in trainer.state.log_history if "selection/rows_kept" in e)
+    assert record["selection/rows_kept"] == 12 and record["selection/rows_before"] == 24
+    assert record["selection/solver"] == "sa" and record["selection/reduction"] == 0.5
+    assert record["selection/kept_0"] == 6 and record["selection/kept_1"] == 6
+    assert np.isclose(record["selection/energy"], trainer.selection_report_.energy)
+
+
+def test_selection_dataset_for_a_tokenized_only_train_set(tokenized, sentences, tokenizer, tmp_path):
+    bare = tokenized.remove_columns(["text"])
+    with pytest.raises(KeyError, match="selection_dataset"):
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=bare, instance_selector=selector())
+    trainer = QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=bare, selection_dataset=sentences,
+                             processing_class=tokenizer, instance_selector=selector())
+    trainer.train()
+    assert list(trainer.train_dataset["input_ids"]) == [list(bare["input_ids"])[i] for i in trainer.instance_selector.indices_]
+
+
+def test_bad_input_fails_before_training(tokenized, tokenizer, tmp_path):
+    model = tiny_bert(tokenizer)
+    with pytest.raises(KeyError, match="text_column='review'"):
+        QSelectTrainer(model=model, args=args(tmp_path), train_dataset=tokenized, instance_selector=selector(text_column="review"))
+    with pytest.raises(ValueError, match="fewer than one training batch"):
+        QSelectTrainer(model=model, args=args(tmp_path, per_device_train_batch_size=16), train_dataset=tokenized, instance_selector=selector(keep=0.5))
+    with pytest.raises(TypeError, match="IterableDataset"):
+        QSelectTrainer(model=model, args=args(tmp_path), train_dataset=tokenized.to_iterable_dataset(), instance_selector=selector())
+    with pytest.raises(ValueError, match="row for row"):
+        QSelectTrainer(model=model, args=args(tmp_path), train_dataset=tokenized, selection_dataset=tokenized.select(range(5)), instance_selector=selector())
+
+
+def test_model_card_has_the_runs_real_numbers(tokenized, tokenizer, tmp_path):
+    trainer = QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, eval_dataset=tokenized,
+                             processing_class=tokenizer, instance_selector=selector(),
+                             compute_metrics=lambda p: {"macro_f1": 0.5 + 0.0 * float(np.mean(p.predictions))})
+    trainer.train()
+    trainer.evaluate()
+    out = tmp_path / "saved"
+    trainer.save_model(str(out))
+    card = ModelCard.load(out / "README.md")
+    assert {"instance-selection", "qubo", "quantum-annealing"} <= set(card.data.tags)
+    assert card.data.pipeline_tag == "text-classification" and "macro_f1" in card.data.metrics
+    report = trainer.selection_report_
+    text = card.text
+    assert f"| rows kept | {report.n_kept} |" in text and f"| rows before | {report.n_rows} |" in text
+    assert "| 0 | 12 | 6 |" in text and "| solver | sa |" in text and "| seed | 0 |" in text
+    runtime = next(e for e in trainer.state.log_history if "train_runtime" in e)["train_runtime"]
+    assert f"| training time (s) | {runtime:.4g} |" in text
+    assert "{" not in text.split("## Framework")[0]  # no unrendered placeholder
+    reloaded = BertForSequenceClassification.from_pretrained(out)
+    assert reloaded.config.num_labels == 2
+
+
+def test_recipe_round_trips_through_hfargumentparser(tmp_path):
+    recipe = {"dataset": "data.csv", "keep": 0.3, "method": "random", "output_dir": str(tmp_path / "o"), "num_train_epochs": 2,
+              "report_to": "none", "class_balance": 0.5}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    model, data, sel, training = parse_recipe(path, ["--keep", "0.4"])
+    assert data.dataset == "data.csv" and sel.method == "random" and sel.class_balance == 0.5
+    assert sel.keep == 0.4 and training.num_train_epochs == 2 and training.report_to == []
+    assert [type(x) for x in (model, data, sel, training)] == list(RECIPE_DATACLASSES)
+    path.write_text(yaml.safe_dump({**recipe, "kep": 0.3}))
+    with pytest.raises(ValueError, match="kep"):
+        parse_recipe(path)
+    path.write_text(yaml.safe_dump({**recipe, "keep": "lots"}))
+    with pytest.raises(ValueError, match="--keep"):
+        parse_recipe(path)
+
+
+def test_train_command_on_a_tiny_recipe(sentences, tokenizer, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    model_dir = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    data = tmp_path / "reviews.csv"
+    Dataset.from_dict({"text": list(sentences["text"]) * 2, "label": list(sentences["label"]) * 2}).to_csv(str(data))
+    recipe = {"model_name_or_path": str(model_dir), "max_length": 16, "dataset": str(data), "keep": 0.5, "block_size": 12,
+              "output_dir": str(tmp_path / "out"), "num_train_epochs": 1, "per_device_train_batch_size": 4,
+              "report_to": "none", "save_strategy": "no", "use_cpu": True, "disable_tqdm": True}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(path), "--selection_seed", "1"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
+    assert summary["rows_full"] == 38 and summary["rows_kept"] == 19
+    assert (tmp_path / "out" / "README.md").exists() and (tmp_path / "out" / "config.json").exists()
+    assert "trained on 19/38 rows" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**recipe, "learning_rat": 0.1}))
+    assert main(["train", str(bad)]) == 2
