@@ -38,15 +38,21 @@ def max_delta_penalty(h: np.ndarray, J: np.ndarray) -> float:
     return float(np.max(np.abs(h) + absj.sum(axis=0) + absj.sum(axis=1))) or 1.0
 
 
-def mean_field_penalty(h: np.ndarray, J: np.ndarray, k: int) -> float:
-    """The largest flip cost at the fractional point ``x = k/m``: ``max_i |h_i + (W x)_i|``, ``W = J + J^T``.
+def boundary_penalty(h: np.ndarray, J: np.ndarray, k: int) -> float:
+    """Penalty scale set by the flip costs at the decision boundary.
 
-    It is the scale of the moves between good feasible answers. The worst-case bound above is
-    ~100x larger on a 100-row kernel block and freezes single-flip annealing (measured: 2.6x
-    higher final energy). An answer that still breaks ``sum(x) == k`` is repaired.
+    At the fractional point ``x = k/m`` the cost of keeping unit ``i`` is ``c_i = h_i + (W x)_i``
+    (``W = J + J^T``). Sorted, ``c_(k)`` and ``c_(k+1)`` are the last unit in and the first unit out:
+    the penalty ``max(|c_(k)|, |c_(k+1)|, c_(k+1) - c_(k))`` makes swapping across that boundary
+    cheaper than breaking ``sum(x) == k``. Pasin's worst-case bound (above) is set by the most extreme
+    unit instead; measured on Vader NYT blocks (keep 0.5, SA, 4 reads) it left the energy at 1706 where
+    this rule reaches 475 (tabu: 409), and on skewed pruning scores it kept SA below greedy ranking.
+    An answer that still breaks ``sum(x) == k`` is repaired.
     """
     x = np.full(len(h), k / max(len(h), 1))
-    return float(np.max(np.abs(h + (J + J.T) @ x))) or 1.0
+    cost = np.sort(h + (J + J.T) @ x)
+    last_in, first_out = cost[max(k - 1, 0)], cost[min(k, len(cost) - 1)]
+    return float(max(abs(last_in), abs(first_out), first_out - last_in)) or 1.0
 
 
 def rbf_kernel(embeddings: np.ndarray) -> np.ndarray:
@@ -89,7 +95,7 @@ def mmd_block(
     h[~clean] += noise_penalty(h)
     J = np.triu(2.0 * kernel, 1)
     offset = (k / p) ** 2 * float(kernel[np.ix_(clean, clean)].sum())
-    return BlockQUBO(index=index, h=h, J=J, offset=offset, k=k, penalty=mean_field_penalty(h, J, k))
+    return BlockQUBO(index=index, h=h, J=J, offset=offset, k=k, penalty=boundary_penalty(h, J, k))
 
 
 def noise_penalty(h: np.ndarray) -> float:

@@ -166,12 +166,14 @@ def upload(folder: Path, repo_id: str, token: str | None = None, private: bool =
 def load_reduced(path_or_repo: str | os.PathLike, revision: str | None = None) -> tuple[DatasetDict, dict[str, Any]]:
     """Read a published reduced dataset (local folder or hub id) and its provenance dict."""
     path = Path(path_or_repo)
-    if not path.exists():
+    local = path.exists()
+    if not local:
         from huggingface_hub import snapshot_download
 
         path = Path(snapshot_download(str(path_or_repo), repo_type="dataset", revision=revision))
     if not (path / REPORT_FILE).exists():
         raise FileNotFoundError(f"{path} has no {REPORT_FILE}: not a dataset published by hf_qselect")
-    data = load_dataset(str(path))
+    # a local folder may have been rewritten in place (overwrite=True): never trust a cached copy of it
+    data = load_dataset(str(path), download_mode="force_redownload" if local else None)
     provenance = json.loads((path / REPORT_FILE).read_text())
     return data, provenance

@@ -26,7 +26,7 @@ def test_round_trip_row_for_row(fitted, tmp_path):
     ds, sel = fitted
     small = sel.select(ds)
     folder = publish_reduced(small, sel, repo_id="org/snippets-40", local_dir=tmp_path / "pub", source="org/snippets")
-    loaded = load_dataset(str(folder))["train"]
+    loaded = load_dataset(str(folder), cache_dir=str(tmp_path / "hf_cache"))["train"]
     assert len(loaded) == 120
     assert list(loaded["text"]) == list(small["text"]) and list(loaded["label"]) == list(small["label"])
     assert loaded.features["label"] == ds.features["label"] and loaded.features["text"] == ds.features["text"]
@@ -61,7 +61,7 @@ def test_datasetdict_other_splits_untouched(fitted, tmp_path):
     ds, sel = fitted
     dd = DatasetDict({"train": ds, "test": ds.select(range(30))})
     folder = publish_reduced(sel.select(dd), sel, local_dir=tmp_path / "pub")
-    loaded = load_dataset(str(folder))
+    loaded = load_dataset(str(folder), cache_dir=str(tmp_path / "hf_cache"))
     assert len(loaded["train"]) == 120 and len(loaded["test"]) == 30
     assert list(loaded["test"]["source_index"]) == list(range(30))
     assert list(loaded["test"]["text"]) == list(ds["text"])[:30]
@@ -107,7 +107,7 @@ def test_push_without_token_keeps_the_complete_folder(fitted, tmp_path, monkeypa
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     with pytest.raises(RuntimeError, match="no Hugging Face token"):
         publish_reduced(sel.select(ds), sel, repo_id="org/x", local_dir=tmp_path / "pub", push=True)
-    assert len(load_dataset(str(tmp_path / "pub"))["train"]) == 120
+    assert len(load_dataset(str(tmp_path / "pub"), cache_dir=str(tmp_path / "hf_cache"))["train"]) == 120
 
 
 def test_upload_sends_the_folder(fitted, tmp_path, monkeypatch):
@@ -142,4 +142,4 @@ def test_cli_select_then_publish(sentences, tmp_path, monkeypatch):
     assert main(["publish", str(out), "--repo-id", "bad id"]) == 2
     direct = tmp_path / "direct"
     assert main(["select", "--data", str(csv), "--keep", "0.5", "--block-size", "12", "--n-jobs", "1", "--out", str(direct), "--publish"]) == 0
-    assert (direct / "selection_map.png").exists() and len(load_dataset(str(direct))["train"]) == 12
+    assert (direct / "selection_map.png").exists() and len(load_dataset(str(direct), cache_dir=str(tmp_path / "hf_cache"))["train"]) == 12

@@ -1,0 +1,176 @@
+"""The BERT-family layout that pruning edits, the physical removal of units, and reloading a pruned model.
+
+transformers 5 has no ``prune_heads``/``config.pruned_heads`` any more, and BERT derives the head size from
+``hidden_size / num_attention_heads``, so a model whose layers keep different head counts cannot be rebuilt
+by plain ``from_pretrained``. The pruning plan is therefore stored in ``config.hf_qselect_pruning`` and
+:func:`load_pruned` rebuilds the shapes before loading the weights. Removed layers and FFN neurons alone
+(uniform width) round-trip through plain ``from_pretrained`` as well.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+SUPPORTED = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+PLAN_KEY = "hf_qselect_pruning"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the pruner must see again at ``apply`` time: the structure it was fitted on."""
+
+    model_type: str
+    hidden_size: int
+    heads_per_layer: tuple[int, ...]
+    ffn_per_layer: tuple[int, ...]
+
+
+def check_supported(model: Any) -> None:
+    """Raise ``TypeError`` naming the supported families unless ``model`` is a BERT-style encoder."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in SUPPORTED or encoder_layers(model) is None:
+        raise TypeError(
+            f"structured pruning supports the BERT family ({', '.join(SUPPORTED)}); got "
+            f"{type(model).__name__} (model_type={model_type!r})"
+        )
+
+
+def encoder_layers(model: Any) -> nn.ModuleList | None:
+    base = getattr(model, "base_model", model)
+    encoder = getattr(base, "encoder", None)
+    return getattr(encoder, "layer", None)
+
+
+def head_size(model: Any) -> int:
+    return model.config.hidden_size // model.config.num_attention_heads
+
+
+def shape_of(model: Any) -> Shape:
+    """The current structure: heads and FFN width of every layer."""
+    size = head_size(model)
+    layers = encoder_layers(model)
+    return Shape(
+        model_type=model.config.model_type,
+        hidden_size=model.config.hidden_size,
+        heads_per_layer=tuple(layer.attention.self.query.out_features // size for layer in layers),
+        ffn_per_layer=tuple(layer.intermediate.dense.out_features for layer in layers),
+    )
+
+
+def _rows(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
+    """A new Linear keeping output features ``index``."""
+    new = nn.Linear(linear.in_features, len(index), bias=linear.bias is not None, device=linear.weight.device, dtype=linear.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[index])
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias[index])
+    return new
+
+
+def _columns(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
+    """A new Linear keeping input features ``index``."""
+    new = nn.Linear(len(index), linear.out_features, bias=linear.bias is not None, device=linear.weight.device, dtype=linear.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(linear.weight[:, index])
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias)
+    return new
+
+
+def _head_index(heads: list[int], size: int) -> torch.Tensor:
+    return torch.cat([torch.arange(h * size, (h + 1) * size) for h in heads]) if heads else torch.zeros(0, dtype=torch.long)
+
+
+def plan_modules(model: Any, kept_layers: list[int], kept_heads: dict[int, list[int]], kept_neurons: dict[int, list[int]]) -> list[nn.Module]:
+    """Build the new layers (sliced copies) without touching ``model``; original layer order."""
+    size = head_size(model)
+    new_layers = []
+    for index in kept_layers:
+        layer = encoder_layers(model)[index]
+        heads = kept_heads.get(index)
+        neurons = kept_neurons.get(index)
+        replacement = {}
+        if heads is not None:
+            rows = _head_index(sorted(heads), size)
+            replacement.update(
+                query=_rows(layer.attention.self.query, rows),
+                key=_rows(layer.attention.self.key, rows),
+                value=_rows(layer.attention.self.value, rows),
+                attention_out=_columns(layer.attention.output.dense, rows),
+            )
+        if neurons is not None:
+            idx = torch.as_tensor(sorted(neurons), dtype=torch.long)
+            replacement.update(intermediate=_rows(layer.intermediate.dense, idx), output=_columns(layer.output.dense, idx))
+        new_layers.append((layer, replacement, len(heads) if heads is not None else None))
+    return new_layers
+
+
+def apply_plan(model: Any, kept_layers: list[int], kept_heads: dict[int, list[int]], kept_neurons: dict[int, list[int]]) -> Any:
+    """Physically remove everything not kept; record the plan in ``config``. Builds first, then swaps in."""
+    check_supported(model)
+    before = shape_of(model)
+    built = plan_modules(model, kept_layers, kept_heads, kept_neurons)
+    widths = {len(n) for n in kept_neurons.values()} or set(before.ffn_per_layer[i] for i in kept_layers)
+    if len(widths) > 1:
+        raise ValueError(f"FFN widths must be equal across layers to round-trip through config.intermediate_size, got {sorted(widths)}")
+    # --- from here on the model is modified; nothing below can fail on shapes built above
+    layers = encoder_layers(model)
+    for layer, replacement, n_heads in built:
+        if "query" in replacement:
+            attention = layer.attention.self
+            attention.query, attention.key, attention.value = replacement["query"], replacement["key"], replacement["value"]
+            layer.attention.output.dense = replacement["attention_out"]
+            attention.num_attention_heads = n_heads
+            attention.all_head_size = n_heads * attention.attention_head_size
+        if "intermediate" in replacement:
+            layer.intermediate.dense = replacement["intermediate"]
+            layer.output.dense = replacement["output"]
+    model.base_model.encoder.layer = nn.ModuleList([layers[i] for i in kept_layers])
+    for new_index, layer in enumerate(model.base_model.encoder.layer):
+        if hasattr(layer.attention.self, "layer_idx"):
+            layer.attention.self.layer_idx = new_index
+    previous = getattr(model.config, PLAN_KEY, None) or {}
+    model.config.num_hidden_layers = len(kept_layers)
+    model.config.intermediate_size = int(next(iter(widths)))
+    heads_now = [len(kept_heads[i]) if i in kept_heads else before.heads_per_layer[i] for i in kept_layers]
+    setattr(model.config, PLAN_KEY, {
+        "heads_per_layer": heads_now,
+        "original_num_hidden_layers": previous.get("original_num_hidden_layers", len(before.heads_per_layer)),
+        "original_num_attention_heads": previous.get("original_num_attention_heads", model.config.num_attention_heads),
+        "original_intermediate_size": previous.get("original_intermediate_size", max(before.ffn_per_layer)),
+    })
+    return model
+
+
+def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
+    """``from_pretrained`` for models pruned by hf_qselect (and for any other model, unchanged)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    model_class = model_class or AutoModelForSequenceClassification
+    config = AutoConfig.from_pretrained(path)
+    plan = getattr(config, PLAN_KEY, None)
+    if not plan or all(h == config.num_attention_heads for h in plan["heads_per_layer"]):
+        return model_class.from_pretrained(path, **kwargs)
+    model = model_class.from_config(config)
+    size = config.hidden_size // config.num_attention_heads
+    for layer, heads in zip(encoder_layers(model), plan["heads_per_layer"]):
+        rows = _head_index(list(range(heads)), size)
+        attention = layer.attention.self
+        attention.query, attention.key, attention.value = _rows(attention.query, rows), _rows(attention.key, rows), _rows(attention.value, rows)
+        layer.attention.output.dense = _columns(layer.attention.output.dense, rows)
+        attention.num_attention_heads = heads
+        attention.all_head_size = heads * size
+    from safetensors.torch import load_file
+
+    weights = Path(path) / "model.safetensors"
+    state = load_file(str(weights))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.endswith("position_ids")]
+    if missing or unexpected:
+        raise ValueError(f"{weights} does not match the pruned structure: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.eval()

@@ -1,0 +1,58 @@
+"""Which units to keep, as block QUBOs solved by the same annealer layer as instance selection.
+
+For units with importance ``s`` (scaled to mean 1 within the set) and redundancy ``R = V V^T``:
+
+    E(x) = - sum_i s_i x_i + (2 beta / (k - 1)) sum_{i<j} max(R_ij, 0) x_i x_j,   sum x = k
+
+The first term keeps important units; the second charges for keeping two units that carry the same
+signal (``beta = 0`` is plain importance ranking). Many units (1536 FFN neurons a layer) are split into
+blocks of correlated units by principal-direction bisection of their signal vectors, with the layer's
+quota apportioned over blocks, so the QUBOs stay small and the redundant pairs stay inside one block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..blocks import apportion, bisect
+from ..decompose import solve_blocks
+from ..formulations import BlockQUBO, boundary_penalty
+from ..methods import SolveSettings
+
+
+@dataclass
+class UnitChoice:
+    """Kept unit indices, the QUBO energy of the answer and how many blocks needed repair."""
+
+    kept: np.ndarray
+    energy: float
+    repaired: int
+    blocks: int
+
+
+def unit_qubo(index: np.ndarray, importance: np.ndarray, vectors: np.ndarray, k: int, beta: float, scale: float) -> BlockQUBO:
+    """The QUBO of one block of units (``index`` into ``importance``/``vectors``)."""
+    h = -importance[index] / scale
+    redundancy = np.maximum(vectors[index].astype(np.float64) @ vectors[index].T.astype(np.float64), 0.0)
+    J = np.triu((2.0 * beta / max(k - 1, 1)) * redundancy, 1)
+    return BlockQUBO(index=index, h=h, J=J, offset=0.0, k=k, penalty=boundary_penalty(h, J, k))
+
+
+def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: SolveSettings, beta: float = 0.5) -> UnitChoice:
+    """Keep ``k`` of ``len(importance)`` units: greedy when ``settings.plan`` is None, else annealed QUBOs."""
+    n = len(importance)
+    if not 0 < k <= n:
+        raise ValueError(f"cannot keep {k} of {n} units")
+    if k == n:
+        return UnitChoice(kept=np.arange(n), energy=0.0, repaired=0, blocks=0)
+    if settings.plan is None:
+        return UnitChoice(kept=np.sort(np.argsort(-importance, kind="stable")[:k]), energy=0.0, repaired=0, blocks=0)
+    scale = float(np.mean(importance)) or 1.0
+    parts = bisect(vectors.astype(np.float32), np.arange(n), settings.block_size) if n > settings.block_size else [np.arange(n)]
+    quotas = apportion(k, np.array([len(p) for p in parts]))
+    qubos = [unit_qubo(p, importance, vectors, int(q), beta, scale) for p, q in zip(parts, quotas) if q > 0]
+    solutions = solve_blocks(qubos, settings.plan, num_reads=settings.num_reads, num_sweeps=settings.num_sweeps, seed=settings.seed,
+                             n_jobs=settings.n_jobs, sampler_params=settings.sampler_params, show_progress=False)
+    kept = np.sort(np.concatenate([q.index[s.x.astype(bool)] for q, s in zip(qubos, solutions)]))
+    return UnitChoice(kept=kept, energy=float(sum(s.energy for s in solutions)), repaired=sum(s.repaired for s in solutions), blocks=len(qubos))

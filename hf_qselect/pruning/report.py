@@ -1,0 +1,46 @@
+"""The record of one pruning: what was kept, the QUBO energies, sizes and timings."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class PruningReport:
+    method: str
+    solver: str | None
+    seed: int | None
+    budgets: dict[str, float]
+    layers_before: int
+    layers_kept: list[int]
+    heads_before: int
+    heads_after: int
+    kept_heads: dict[str, list[int]]
+    ffn_width_before: int
+    ffn_width_after: int
+    energies: dict[str, float] = field(default_factory=dict)
+    repaired_blocks: int = 0
+    empty_layer_repairs: int = 0
+    calibration_rows: int = 0
+    calibration_tokens: int = 0
+    params_before: int | None = None
+    params_after: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, path: str | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        return text
+
+    def summary(self) -> str:
+        params = f", params {self.params_before:,} -> {self.params_after:,}" if self.params_after else ""
+        return (
+            f"{self.method} pruning: layers {self.layers_before} -> {len(self.layers_kept)}, heads {self.heads_before} -> "
+            f"{self.heads_after}, FFN width {self.ffn_width_before} -> {self.ffn_width_after}{params}"
+        )
