@@ -114,6 +114,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Prune a saved model with calibration rows from ``--data``; save it with its report and heat-map."""
+    from .pruning import AnnealingPruner
+    from .pruning.saved import prune_saved_model
+
+    out = check_out(args.out, args.overwrite)
+    pruner = AnnealingPruner(heads=args.heads, ffn=args.ffn, layers=args.layers, solver=args.solver, seed=args.seed, method=args.method)
+    clear_out(out)
+    prune_saved_model(args.model_dir, args.data, out, pruner, text_column=args.text_column, label_column=args.label_column,
+                      calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
+    print(pruner.report_.summary())
+    print(f"wrote the pruned model to {out} (reload with hf_qselect.pruning.load_pruned); report: {out / 'pruning_report.json'}")
+    return 0
+
+
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo-id", default=None, help="namespace/name of the Hub dataset repo")
     parser.add_argument("--push", action="store_true", help="upload to the Hub (needs a token: huggingface-cli login or HF_TOKEN)")
@@ -138,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--overwrite", action="store_true")
     add_push_arguments(publish)
     publish.set_defaults(func=cmd_publish)
+
+    prune = commands.add_parser("prune", help="remove attention heads, FFN neurons and layers from a saved model")
+    prune.add_argument("model_dir")
+    prune.add_argument("--data", required=True, help="calibration data (same sources as select)")
+    prune.add_argument("--heads", type=float, default=0.0, help="fraction of attention heads to remove")
+    prune.add_argument("--ffn", type=float, default=0.0, help="fraction of FFN neurons to remove")
+    prune.add_argument("--layers", type=float, default=0.0, help="fraction of layers to remove")
+    prune.add_argument("--method", default="qubo", choices=["qubo", "greedy"])
+    prune.add_argument("--solver", default="sa", choices=SOLVERS)
+    prune.add_argument("--seed", type=int, default=0)
+    prune.add_argument("--text-column", default="text")
+    prune.add_argument("--label-column", default="label")
+    prune.add_argument("--calibration-rows", type=int, default=256)
+    prune.add_argument("--max-length", type=int, default=64)
+    prune.add_argument("--out", required=True)
+    prune.add_argument("--overwrite", action="store_true")
+    prune.set_defaults(func=cmd_prune)
 
     train = commands.add_parser("train", help="run a YAML recipe: select, fine-tune, evaluate, write the model card")
     train.add_argument("recipe")

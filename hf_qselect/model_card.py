@@ -69,6 +69,22 @@ def render_model_card(trainer: "QSelectTrainer", model_name: str | None = None) 
         )
     else:
         reduction = f"No instance selection: trained on all {trainer.rows_before_selection_} rows."
+    pruner = getattr(trainer, "pruner", None)
+    if pruner is not None and hasattr(pruner, "report_"):
+        r = pruner.report_
+        rows = {"method": r.method, "solver": r.solver, "when": trainer.prune_at,
+                "recovery epochs": trainer.recovery_epochs if trainer.prune_at == "end" else None,
+                "layers": f"{r.layers_before} -> {len(r.layers_kept)} (kept {r.layers_kept})",
+                "attention heads": f"{r.heads_before} -> {r.heads_after}", "FFN width": f"{r.ffn_width_before} -> {r.ffn_width_after}",
+                "parameters": f"{r.params_before:,} -> {r.params_after:,} ({1 - r.params_after / r.params_before:.1%} fewer)",
+                "calibration rows": r.calibration_rows}
+        heads = "\n".join(f"| {layer} | {r.kept_heads[str(layer)]} |" for layer in r.layers_kept)
+        pruning = ("| what | value |\n|---|---|\n" + _table({k: v for k, v in rows.items() if v is not None})
+                   + "\n\n| layer (original index) | kept heads |\n|---|---|\n" + heads
+                   + "\n\n![heads kept per layer and FFN width](pruning.png)\n\nReload with `hf_qselect.pruning.load_pruned(path)`"
+                   " (plain `from_pretrained` cannot rebuild layers that keep different head counts).")
+    else:
+        pruning = "The model was not pruned."
     settings = {
         "training rows": len(trainer.train_dataset) if trainer.train_dataset is not None else None,
         "epochs": trainer.args.num_train_epochs, "learning rate": trainer.args.learning_rate,
@@ -81,6 +97,7 @@ def render_model_card(trainer: "QSelectTrainer", model_name: str | None = None) 
         data_line=f" on a QUBO-selected subset of `{dataset}`" if dataset and report is not None else "",
         results=results,
         reduction=reduction,
+        pruning=pruning,
         training_rows=_table({k: v for k, v in settings.items() if v is not None}),
         versions=", ".join(f"{k} {v}" for k, v in library_versions().items()),
     )

@@ -58,7 +58,20 @@ class SelectionArguments:
 
 
 SUMMARY_FILE = "run_summary.json"
-RECIPE_DATACLASSES = (ModelArguments, DataArguments, SelectionArguments, TrainingArguments)
+@dataclass
+class PruningArguments:
+    """Structured pruning; all budgets 0 = no pruning."""
+
+    heads: float = field(default=0.0, metadata={"help": "fraction of attention heads to remove"})
+    ffn: float = field(default=0.0, metadata={"help": "fraction of FFN neurons to remove (same in every layer)"})
+    layers: float = field(default=0.0, metadata={"help": "fraction of encoder layers to remove"})
+    prune_method: str = field(default="qubo", metadata={"help": "qubo or greedy"})
+    prune_at: str = field(default="start", metadata={"help": "start: prune then train; end: train, prune, recover"})
+    recovery_epochs: float = field(default=1.0)
+    calibration_rows: int = field(default=256)
+
+
+RECIPE_DATACLASSES = (ModelArguments, DataArguments, SelectionArguments, PruningArguments, TrainingArguments)
 
 
 def recipe_to_argv(recipe: dict[str, Any]) -> list[str]:
@@ -114,10 +127,12 @@ def macro_f1_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(labels, predictions)), "macro_f1": float(f1_score(labels, predictions, average="macro"))}
 
 
-def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: SelectionArguments, training_args: TrainingArguments) -> dict[str, Any]:
+def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: SelectionArguments,
+               prune_args: PruningArguments, training_args: TrainingArguments) -> dict[str, Any]:
     """Select, fine-tune, evaluate, save model + card; return a summary dict."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from .pruning import AnnealingPruner, load_pruned
     from .selector import InstanceSelector
     from .trainer import QSelectTrainer
 
@@ -134,9 +149,8 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: S
         evaluation = evaluation.map(lambda b: {data_args.label_column: [mapping[v] for v in b[data_args.label_column]]}, batched=True)
     path = model_args.model_name_or_path or default_embedder()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
-    )
+    model = load_pruned(path, AutoModelForSequenceClassification, num_labels=len(names), id2label=dict(enumerate(names)),
+                        label2id={n: i for i, n in enumerate(names)})
 
     def tokenize(batch):
         return tokenizer(batch[data_args.text_column], truncation=True, max_length=model_args.max_length)
@@ -154,9 +168,14 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: S
             block_size=sel_args.block_size, num_reads=sel_args.num_reads, class_balance=sel_args.class_balance,
             denoise=sel_args.denoise,
         )
+    pruner = None
+    if prune_args.heads or prune_args.ffn or prune_args.layers:
+        pruner = AnnealingPruner(heads=prune_args.heads, ffn=prune_args.ffn, layers=prune_args.layers, method=prune_args.prune_method,
+                                 seed=training_args.seed)
     trainer = QSelectTrainer(
         model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
-        compute_metrics=macro_f1_metrics, instance_selector=selector,
+        compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner, prune_at=prune_args.prune_at,
+        recovery_epochs=prune_args.recovery_epochs, calibration_rows=prune_args.calibration_rows,
     )
     trainer.select_training_data()
     if trainer.selection_report_ is not None:
@@ -181,7 +200,10 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: S
         "full_train_seconds_estimated": round(full_estimate, 1),
         "time_saved_fraction": round(1 - spent / full_estimate, 3) if full_estimate else None,
         "total_seconds": round(time.perf_counter() - start, 1),
+        "params": sum(p.numel() for p in trainer.model.parameters()),
     }
+    if pruner is not None:
+        summary["pruning"] = pruner.report_.summary()
     if trainer.is_world_process_zero():
         (Path(training_args.output_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -18,16 +18,18 @@ from .selector import InstanceSelector
 from .validation import check_keep
 
 
-class SelectionLogCallback(TrainerCallback):
-    """Logs the selection record once training begins, so it reaches ``log_history`` and every ``report_to``."""
+PRUNING_PNG = "pruning.png"
 
-    def __init__(self, trainer: "QSelectTrainer", record: dict[str, Any]):
-        self.trainer, self.record, self.done = trainer, record, False
+
+class PendingLogCallback(TrainerCallback):
+    """Logs queued records when training begins, so they reach ``log_history`` and every ``report_to``."""
+
+    def __init__(self, trainer: "QSelectTrainer"):
+        self.trainer, self.pending = trainer, []
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if not self.done:
-            self.done = True
-            self.trainer.log(dict(self.record))
+        while self.pending:
+            self.trainer.log(self.pending.pop(0))
 
 
 class QSelectTrainer(Trainer):
@@ -37,25 +39,48 @@ class QSelectTrainer(Trainer):
         instance_selector: an unfitted :class:`InstanceSelector`; ``None`` trains on every row.
         selection_dataset: raw rows (with the text column) matching ``train_dataset`` row for row, for a
             train dataset that was tokenized without its text column.
-        pruner: reserved for structured pruning; must be ``None`` until a pruner is configured.
-    After training: ``selection_report_`` and ``selection_seconds_``.
+        pruner: an unfitted :class:`~hf_qselect.pruning.AnnealingPruner`, scored on the (selected) training rows.
+        prune_at: ``"start"`` prunes then fine-tunes; ``"end"`` fine-tunes, prunes, then trains ``recovery_epochs`` more.
+        calibration_rows: how many training rows the pruner scores units on.
+    After training: ``selection_report_``, ``selection_seconds_``, ``pruner.report_``.
     """
 
     def __init__(self, *args, instance_selector: InstanceSelector | None = None, selection_dataset: Dataset | None = None,
-                 pruner: Any = None, **kwargs):
+                 pruner: Any = None, prune_at: str = "start", recovery_epochs: float = 1.0, calibration_rows: int = 256, **kwargs):
         given = inspect.signature(Trainer.__init__).bind_partial(self, *args, **kwargs).arguments
         if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
             raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
         super().__init__(*args, **kwargs)
         self.instance_selector = instance_selector
         self.selection_dataset = selection_dataset
-        self.pruner = pruner
+        self.pruner, self.prune_at = pruner, prune_at
+        self.recovery_epochs, self.calibration_rows = recovery_epochs, calibration_rows
         self.selection_report_ = None
         self.selection_seconds_ = 0.0
         self.rows_before_selection_ = len(self.train_dataset) if isinstance(self.train_dataset, Dataset) else None
-        if pruner is not None:
-            raise NotImplementedError("pruner= is not supported yet: structured pruning is not part of this release")
         self._check_selection_inputs()
+        self._check_pruner()
+        self._pending_logs = PendingLogCallback(self)
+        self.add_callback(self._pending_logs)
+
+    def _check_pruner(self) -> None:
+        if self.pruner is None:
+            return
+        from .pruning import AnnealingPruner
+        from .pruning.architecture import check_supported
+        from .pruning.pruner import check_budget
+
+        if not isinstance(self.pruner, AnnealingPruner):
+            raise TypeError(f"pruner must be an AnnealingPruner, got {type(self.pruner).__name__}")
+        if self.prune_at not in ("start", "end"):
+            raise ValueError(f"prune_at must be 'start' or 'end', got {self.prune_at!r}")
+        if self.prune_at == "end" and not self.recovery_epochs > 0:
+            raise ValueError(f"recovery_epochs must be > 0 when pruning at the end, got {self.recovery_epochs}")
+        check_supported(self.model)
+        for name in ("heads", "ffn", "layers"):
+            check_budget(name, getattr(self.pruner, name))
+        if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
+            raise ValueError("pruner= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
 
     def _selection_source(self) -> Dataset:
         return self.selection_dataset if self.selection_dataset is not None else self.train_dataset
@@ -97,7 +122,7 @@ class QSelectTrainer(Trainer):
         self.train_dataset = self.train_dataset.select(selector.indices_)
         self.selection_seconds_ = time.perf_counter() - start
         self.selection_report_ = selector.report_
-        self.add_callback(SelectionLogCallback(self, self.selection_record()))
+        self._pending_logs.pending.append(self.selection_record())
 
     def selection_record(self) -> dict[str, Any]:
         """What goes into the log history: numbers for every logger, plus method and solver names."""
@@ -116,9 +141,38 @@ class QSelectTrainer(Trainer):
             record[f"selection/kept_{name}"] = counts["after"]
         return record
 
+    def prune_model(self) -> None:
+        """Fit the pruner on up to ``calibration_rows`` training rows and remove the units from ``self.model``."""
+        rows = self.train_dataset.select(range(min(self.calibration_rows, len(self.train_dataset))))
+        self.pruner.show_progress = self.pruner.show_progress and not self.args.disable_tqdm
+        self.pruner.fit(self.model, rows).apply(self.model)
+        self.model_wrapped = self.model
+        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones
+        report = self.pruner.report_
+        self.pruning_record_ = {
+            "pruning/params_before": report.params_before, "pruning/params_after": report.params_after,
+            "pruning/heads_after": report.heads_after, "pruning/ffn_width_after": report.ffn_width_after,
+            "pruning/layers_after": len(report.layers_kept), "pruning/method": report.method,
+        }
+
     def train(self, *args, **kwargs):
         self.select_training_data()
-        return super().train(*args, **kwargs)
+        if self.pruner is not None and self.prune_at == "start":
+            self.prune_model()
+            self._pending_logs.pending.append(self.pruning_record_)
+        result = super().train(*args, **kwargs)
+        if self.pruner is not None and self.prune_at == "end":
+            self.prune_model()
+            history = list(self.state.log_history)
+            epochs = self.args.num_train_epochs
+            self.args.num_train_epochs = self.recovery_epochs  # not dataclasses.replace: that resets accelerate's state
+            try:
+                self._pending_logs.pending.append({**self.pruning_record_, "pruning/recovery_epochs": self.recovery_epochs})
+                result = super().train()
+            finally:
+                self.args.num_train_epochs = epochs
+            self.state.log_history = history + self.state.log_history
+        return result
 
     def create_model_card(self, *args, **kwargs) -> None:
         """Write hf_qselect's model card (with the selection provenance) as ``output_dir/README.md``."""
@@ -135,5 +189,8 @@ class QSelectTrainer(Trainer):
 
         path = Path(output_dir) / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self.pruner is not None and hasattr(self.pruner, "report_"):
+            self.pruner.plot(Path(output_dir) / PRUNING_PNG)
+            self.pruner.report_.to_json(str(Path(output_dir) / "pruning_report.json"))
         render_model_card(self, model_name=model_name).save(str(path))
         return path

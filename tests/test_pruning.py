@@ -138,3 +138,24 @@ def test_qubo_is_at_least_as_good_as_greedy_on_its_own_objective(calibration):
             return -imp[kept].sum() / imp.mean() + (2 * 0.5 / (k - 1)) * np.triu(red, 1).sum()
 
         assert energy(np.array(qubo.kept_neurons_[layer])) <= energy(np.array(greedy.kept_neurons_[layer])) + 1e-9
+
+
+def test_cli_prune_a_saved_model(sentences, tmp_path):
+    from transformers import AutoTokenizer
+
+    from hf_qselect.cli import main
+    from hf_qselect.embeddings import default_embedder
+
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=H,
+                        intermediate_size=FFN, max_position_embeddings=64, num_labels=2)
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    csv = tmp_path / "cal.csv"
+    sentences.to_csv(str(csv))
+    out = tmp_path / "pruned"
+    assert main(["prune", str(tmp_path / "model"), "--data", str(csv), "--heads", "0.5", "--ffn", "0.25", "--out", str(out)]) == 0
+    model = load_pruned(out)
+    assert model.config.intermediate_size == 48 and sum(l.attention.self.query.out_features for l in model.bert.encoder.layer) == 8 * D
+    assert (out / "pruning.png").exists() and (out / "pruning_report.json").exists()
+    assert main(["prune", str(tmp_path / "model"), "--data", str(csv), "--heads", "1.2", "--out", str(tmp_path / "x")]) == 2

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 import yaml
 from datasets import Dataset
@@ -112,10 +113,11 @@ def test_recipe_round_trips_through_hfargumentparser(tmp_path):
               "report_to": "none", "class_balance": 0.5}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    model, data, sel, training = parse_recipe(path, ["--keep", "0.4"])
+    model, data, sel, prune, training = parse_recipe(path, ["--keep", "0.4", "--heads", "0.25"])
+    assert prune.heads == 0.25 and prune.ffn == 0.0 and prune.prune_at == "start"
     assert data.dataset == "data.csv" and sel.method == "random" and sel.class_balance == 0.5
     assert sel.keep == 0.4 and training.num_train_epochs == 2 and training.report_to == []
-    assert [type(x) for x in (model, data, sel, training)] == list(RECIPE_DATACLASSES)
+    assert [type(x) for x in (model, data, sel, prune, training)] == list(RECIPE_DATACLASSES)
     path.write_text(yaml.safe_dump({**recipe, "kep": 0.3}))
     with pytest.raises(ValueError, match="kep"):
         parse_recipe(path)
@@ -136,12 +138,47 @@ def test_train_command_on_a_tiny_recipe(sentences, tokenizer, tmp_path, monkeypa
               "report_to": "none", "save_strategy": "no", "use_cpu": True, "disable_tqdm": True}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path), "--selection_seed", "1"]) == 0
+    assert main(["train", str(path), "--selection_seed", "1", "--heads", "0.5", "--ffn", "0.5"]) == 0
     out = capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
     assert summary["rows_full"] == 38 and summary["rows_kept"] == 19
     assert (tmp_path / "out" / "README.md").exists() and (tmp_path / "out" / "config.json").exists()
     assert "trained on 19/38 rows" in out
+    assert summary["params"] < sum(p.numel() for p in tiny_bert(tokenizer).parameters()) and "heads 4 -> 2" in summary["pruning"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**recipe, "learning_rat": 0.1}))
     assert main(["train", str(bad)]) == 2
+
+
+@pytest.mark.parametrize("prune_at", ["start", "end"])
+def test_pruning_with_the_trainer(tokenized, tokenizer, tmp_path, prune_at):
+    from hf_qselect.pruning import AnnealingPruner, load_pruned
+
+    model = tiny_bert(tokenizer)
+    pruner = AnnealingPruner(heads=0.5, ffn=0.25, seed=0, show_progress=False)
+    trainer = QSelectTrainer(model=model, args=args(tmp_path), train_dataset=tokenized, processing_class=tokenizer,
+                             instance_selector=selector(), pruner=pruner, prune_at=prune_at, recovery_epochs=1)
+    trainer.train()
+    assert sum(p.numel() for p in trainer.model.parameters()) == pruner.report_.params_after < pruner.report_.params_before
+    assert trainer.model.bert.encoder.layer[0].intermediate.dense.out_features == 48
+    history = trainer.state.log_history
+    assert any("pruning/params_after" in e for e in history) and any("selection/rows_kept" in e for e in history)
+    assert sum("train_runtime" in e for e in history) == (2 if prune_at == "end" else 1)
+    out = tmp_path / "saved"
+    trainer.save_model(str(out))
+    card = (out / "README.md").read_text()
+    assert f"{pruner.report_.params_after:,}" in card and "pruning.png" in card and (out / "pruning.png").exists()
+    x = torch.randint(1, 100, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(load_pruned(out)(x).logits, trainer.model.eval()(x).logits)
+
+
+def test_pruner_bad_input_before_training(tokenized, tokenizer, tmp_path):
+    from hf_qselect.pruning import AnnealingPruner
+
+    with pytest.raises(ValueError, match="prune_at"):
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, pruner=AnnealingPruner(heads=0.5), prune_at="middle")
+    with pytest.raises(ValueError, match="heads"):
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, pruner=AnnealingPruner(heads=1.5))
+    with pytest.raises(ValueError, match="input_ids"):
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized.remove_columns("input_ids"), pruner=AnnealingPruner(heads=0.5))

@@ -152,10 +152,10 @@ def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     model_class = model_class or AutoModelForSequenceClassification
-    config = AutoConfig.from_pretrained(path)
+    config = AutoConfig.from_pretrained(path, **kwargs)
     plan = getattr(config, PLAN_KEY, None)
     if not plan or all(h == config.num_attention_heads for h in plan["heads_per_layer"]):
-        return model_class.from_pretrained(path, **kwargs)
+        return model_class.from_pretrained(path, config=config)
     model = model_class.from_config(config)
     size = config.hidden_size // config.num_attention_heads
     for layer, heads in zip(encoder_layers(model), plan["heads_per_layer"]):
