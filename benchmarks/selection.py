@@ -5,7 +5,8 @@
 Every method selects from each fold's training part; an evaluator trains on the kept rows and
 scores the fold's test part. ``--eval probe`` fits a logistic-regression probe on the frozen
 sentence embeddings (fast). Methods and evaluators are registries, so more plug in.
-Writes ``OUT/selection_<eval>.md`` (mean +- std) and ``OUT/selection_<eval>.json`` (every fold).
+Writes ``OUT/<name>_<eval>.md`` (mean +- std; with several keep rates also the smallest keep within
+1 point of full data), ``.json`` (every fold) and, for a sweep, ``.png`` (macro-F1 against keep).
 """
 from __future__ import annotations
 
@@ -98,6 +99,51 @@ def markdown(results: dict, keeps: list[float]) -> str:
     return "\n".join(lines)
 
 
+def reduction_without_loss(results: dict, keeps: list[float], tolerance: float = 0.01) -> str:
+    """Per dataset and method: the smallest keep whose mean macro-F1 is within ``tolerance`` of full data."""
+    lines = ["| dataset | method | smallest keep within 1 point of full | reduction without loss |", "|---|---|---|---|"]
+    for name, data in results["datasets"].items():
+        full = np.mean(data["macro_f1"]["full"]["1.0"])
+        for method, by_keep in data["macro_f1"].items():
+            if method == "full":
+                continue
+            ok = [k for k in keeps if str(k) in by_keep and np.mean(by_keep[str(k)]) >= full - tolerance]
+            best = min(ok) if ok else None
+            lines.append(f"| {name} | {method} | {best if best is not None else 'none'} | {f'{1 - best:.0%}' if best is not None else '0%'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(results: dict, keeps: list[float], path: Path) -> None:
+    """Macro-F1 against keep rate, one panel per dataset, one line per method (std as a band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["datasets"])
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), dpi=110, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        data = results["datasets"][name]["macro_f1"]
+        for method, by_keep in data.items():
+            if method == "full":
+                ax.axhline(np.mean(by_keep["1.0"]), color="black", linestyle="--", linewidth=1, label="full")
+                ax.axhspan(np.mean(by_keep["1.0"]) - 0.01, np.mean(by_keep["1.0"]), color="grey", alpha=0.15)
+                continue
+            xs = [k for k in keeps if str(k) in by_keep]
+            mean = np.array([np.mean(by_keep[str(k)]) for k in xs])
+            std = np.array([np.std(by_keep[str(k)]) for k in xs])
+            line, = ax.plot(xs, mean, marker="o", linewidth=2.2 if method == "qubo" else 1.2, label=method)
+            ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.08)
+        ax.set_title(f"{name} ({results['args']['eval']}, {results['args']['folds']} folds)")
+        ax.set_xlabel("keep rate")
+        ax.set_ylabel("macro-F1")
+        ax.invert_xaxis()
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="vader_nyt,rotten_tomatoes")
@@ -111,13 +157,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--solver", default="sa")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="selection", help="output file stem: OUT/NAME_EVAL.{md,json,png}")
     args = parser.parse_args(argv)
     results = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown(results, [float(k) for k in args.keep.split(",")])
-    (out / f"selection_{args.eval}.md").write_text(table)
-    (out / f"selection_{args.eval}.json").write_text(json.dumps(results, indent=1))
+    keeps = [float(k) for k in args.keep.split(",")]
+    table = markdown(results, keeps)
+    if "full" in args.methods.split(",") and len(keeps) > 1:
+        table += "\n" + reduction_without_loss(results, keeps)
+        plot_sweep(results, keeps, out / f"{args.name}_{args.eval}.png")
+    (out / f"{args.name}_{args.eval}.md").write_text(table)
+    (out / f"{args.name}_{args.eval}.json").write_text(json.dumps(results, indent=1))
     print(table)
 
 

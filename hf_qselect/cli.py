@@ -36,7 +36,7 @@ def add_select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--keep", type=float, default=0.5, help="fraction of rows to keep, in (0, 1]")
-    parser.add_argument("--method", default="qubo", help="qubo (default formulation), pasin2024 or random")
+    parser.add_argument("--method", default="qubo", help="qubo (default), pasin2024, random, e2sc, biois, facility or semdedup")
     parser.add_argument("--solver", default="sa", choices=SOLVERS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--block-size", type=int, default=100)

@@ -138,10 +138,22 @@ def select_pasin2024(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, set
 
 MethodFn = Callable[[np.ndarray, np.ndarray, int, SolveSettings], MethodResult]
 
-METHODS: dict[str, MethodFn] = {
-    "qubo": select_mmd,
-    "pasin2024": select_pasin2024,
-    "random": select_random,
-}
-NEEDS_EMBEDDINGS = {"qubo", "pasin2024"}
+
+def registry() -> dict[str, MethodFn]:
+    """Every selection method by name (the classical baselines live in :mod:`hf_qselect.baselines`)."""
+    from . import baselines
+
+    return {
+        "qubo": select_mmd,
+        "pasin2024": select_pasin2024,
+        "random": select_random,
+        "e2sc": baselines.select_e2sc,
+        "biois": baselines.select_biois,
+        "facility": baselines.select_facility,
+        "semdedup": baselines.select_semdedup,
+    }
+
+
+METHOD_NAMES = ("qubo", "pasin2024", "random", "e2sc", "biois", "facility", "semdedup")
+NEEDS_EMBEDDINGS = {"qubo", "pasin2024", "e2sc", "biois", "facility", "semdedup"}
 NEEDS_SOLVER = {"qubo", "pasin2024"}

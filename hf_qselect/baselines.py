@@ -1,0 +1,133 @@
+"""Classical instance-selection baselines, implemented from their published descriptions (see the README).
+
+All keep exactly ``n_keep`` rows so they compare with the QUBO methods at the same keep rate.
+"""
+from __future__ import annotations
+
+import heapq
+import time
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from .blocks import class_quotas
+from .knn import knn, similarity_graph
+from .methods import MethodResult, SolveSettings, effective_class_balance
+
+E2SC_NEIGHBOURS = 10
+FACILITY_NEIGHBOURS = 20
+
+
+def _timed(mask: np.ndarray, start: float, **extra) -> MethodResult:
+    return MethodResult(mask=mask, timings={"select": time.perf_counter() - start}, **extra)
+
+
+def select_e2sc(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
+    """E2SC (SIGIR 2023): a kNN classifier's confidence; correctly classified rows are removed with probability
+    proportional to it, misclassified rows are never removed (unless ``keep`` is below the correct share)."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(settings.seed)
+    neighbours, _ = knn(embeddings, E2SC_NEIGHBOURS)
+    votes = np.stack([(codes[neighbours] == c).mean(axis=1) for c in range(codes.max() + 1)], axis=1)
+    predicted = votes.argmax(axis=1)
+    confidence = votes[np.arange(len(codes)), codes]
+    correct = np.flatnonzero(predicted == codes)
+    n_remove = len(codes) - n_keep
+    mask = np.ones(len(codes), dtype=bool)
+    from_correct = min(n_remove, len(correct))
+    if from_correct:
+        weights = confidence[correct] + 1e-9
+        mask[rng.choice(correct, size=from_correct, replace=False, p=weights / weights.sum())] = False
+    if n_remove > from_correct:  # keep is below the share of correct rows: drop the least-supported misclassified ones
+        wrong = np.flatnonzero(predicted != codes)
+        mask[wrong[np.argsort(confidence[wrong], kind="stable")[: n_remove - from_correct]]] = False
+    return _timed(mask, start)
+
+
+def out_of_fold_logistic(embeddings: np.ndarray, codes: np.ndarray, seed: int | None, folds: int = 5) -> np.ndarray:
+    """``(n, C)`` out-of-fold logistic-regression probabilities (biO-IS's scorer)."""
+    proba = np.zeros((len(codes), codes.max() + 1))
+    splitter = StratifiedKFold(n_splits=max(2, min(folds, np.bincount(codes).min())), shuffle=True, random_state=seed)
+    for train, test in splitter.split(embeddings, codes):
+        model = LogisticRegression(max_iter=1000).fit(embeddings[train], codes[train])
+        proba[np.ix_(test, model.classes_)] = model.predict_proba(embeddings[test])
+    return proba
+
+
+def select_biois(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings, noise_confidence: float = 0.8) -> MethodResult:
+    """biO-IS (TOIS 2025): noise step drops confidently misclassified rows (low-entropy wrong predictions);
+    redundancy step drops the most confidently correct rows, until ``n_keep`` remain."""
+    start = time.perf_counter()
+    proba = out_of_fold_logistic(embeddings, codes, settings.seed)
+    own = proba[np.arange(len(codes)), codes]
+    noisy = (proba.argmax(axis=1) != codes) & (proba.max(axis=1) >= noise_confidence)
+    wrong = np.flatnonzero(noisy)
+    rest = np.flatnonzero(~noisy)
+    removal_order = np.concatenate([
+        wrong[np.argsort(-proba.max(axis=1)[wrong], kind="stable")],  # noise: the most confidently wrong first
+        rest[np.argsort(-own[rest], kind="stable")],  # redundancy: the most confidently right first
+    ])
+    mask = np.ones(len(codes), dtype=bool)
+    mask[removal_order[: len(codes) - n_keep]] = False
+    return _timed(mask, start, noisy=int(noisy.sum()))
+
+
+def lazy_greedy_facility(graph, k: int) -> tuple[list[int], list[float]]:
+    """Lazy greedy maximisation of ``sum_i max_{j in S} w_ij`` on a sparse graph; returns picks and their gains."""
+    n = graph.shape[0]
+    best = np.zeros(n)
+    heap = [(-float(graph[j].sum()), j) for j in range(n)]
+    heapq.heapify(heap)
+    picks, gains = [], []
+    while heap and len(picks) < k:
+        negative, j = heapq.heappop(heap)
+        row = graph.getrow(j)
+        gain = float(np.maximum(row.data - best[row.indices], 0.0).sum())
+        if not heap or gain >= -heap[0][0] - 1e-12:
+            picks.append(j)
+            gains.append(gain)
+            best[row.indices] = np.maximum(best[row.indices], row.data)
+            best[j] = max(best[j], 1.0)
+        else:
+            heapq.heappush(heap, (-gain, j))
+    return picks, gains
+
+
+def select_facility(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
+    """Facility location per class on the kNN similarity graph, lazy greedy (as apricot/submodlib)."""
+    start = time.perf_counter()
+    mask = np.zeros(len(codes), dtype=bool)
+    for c, k in enumerate(class_quotas(codes, n_keep, effective_class_balance("facility", settings.class_balance))):
+        members = np.flatnonzero(codes == c)
+        if k == len(members) or len(members) < 2:
+            mask[members[: int(k)]] = True
+            continue
+        local = embeddings[members]
+        neighbours, sims = knn(local, FACILITY_NEIGHBOURS)
+        graph = similarity_graph(neighbours, sims, len(members))
+        graph.setdiag(1.0)
+        picks, _ = lazy_greedy_facility(graph.tocsr(), int(k))
+        mask[members[picks]] = True
+    return _timed(mask, start)
+
+
+def select_semdedup(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
+    """SemDeDup-style: within each class, drop the row of the most similar remaining pair first."""
+    start = time.perf_counter()
+    mask = np.zeros(len(codes), dtype=bool)
+    for c, k in enumerate(class_quotas(codes, n_keep, effective_class_balance("semdedup", settings.class_balance))):
+        members = np.flatnonzero(codes == c)
+        kept = np.ones(len(members), dtype=bool)
+        if len(members) > 1:
+            neighbours, sims = knn(embeddings[members], 1)
+            for i in np.argsort(-sims[:, 0], kind="stable"):
+                if kept.sum() <= k:
+                    break
+                if kept[neighbours[i, 0]]:  # its twin is still kept: this one goes
+                    kept[i] = False
+            if kept.sum() > k:  # no duplicate pairs left: drop the rest by similarity
+                extra = np.flatnonzero(kept)[np.argsort(-sims[kept, 0], kind="stable")[: kept.sum() - k]]
+                kept[extra] = False
+        mask[members[kept]] = True
+    return _timed(mask, start)
