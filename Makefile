@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench-selection bench-scale clean
+.PHONY: demo test bench-selection bench-sweep bench-scale bench-trainer bench-pruning clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,17 @@ test: $(VENV)/.installed
 bench-selection: $(VENV)/.installed
 	$(PY) benchmarks/selection.py --datasets vader_nyt,rotten_tomatoes --keep 0.75,0.5,0.25 --eval probe
 
+bench-sweep: $(VENV)/.installed
+	$(PY) benchmarks/selection.py --methods full,random,pasin2024,qubo,e2sc,biois,facility,semdedup --keep 0.9,0.75,0.5,0.35,0.25 --name sweep
+
 bench-scale: $(VENV)/.installed
 	$(PY) benchmarks/scale.py --rows 100000 --dim 384 --classes 4
+
+bench-trainer: $(VENV)/.installed
+	$(PY) benchmarks/trainer.py --dataset builtin:vader_nyt --keep 0.5 --seeds 0,1,2 --epochs 1
+
+bench-pruning: $(VENV)/.installed
+	$(PY) benchmarks/pruning.py --budgets "0.4,0.3,0;0.5,0.5,0" --epochs 1
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

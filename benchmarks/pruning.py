@@ -30,7 +30,7 @@ from hf_qselect.recipes import DataArguments, ModelArguments, PruningArguments, 
 
 def train(model_path: str, out: Path, epochs: float, seed: int, dataset: str, pruning: PruningArguments | None = None) -> dict:
     args = TrainingArguments(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=32, per_device_eval_batch_size=128,
-                             learning_rate=5e-5, warmup_ratio=0.06, eval_strategy="no", save_strategy="no", logging_strategy="no",
+                             learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no", save_strategy="no", logging_strategy="no",
                              report_to=[], seed=seed, disable_tqdm=True)
     return run_recipe(ModelArguments(model_name_or_path=model_path), DataArguments(dataset=dataset, split_seed=seed),
                       SelectionArguments(method="none", keep=1.0), pruning or PruningArguments(), args)

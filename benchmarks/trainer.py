@@ -27,7 +27,7 @@ def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, ba
         os.environ["HF_QSELECT_CACHE"] = str(Path(tmp) / "cache")
         args = TrainingArguments(
             output_dir=str(Path(tmp) / "model"), num_train_epochs=epochs, per_device_train_batch_size=batch,
-            per_device_eval_batch_size=128, learning_rate=5e-5, warmup_ratio=0.06, eval_strategy="no",
+            per_device_eval_batch_size=128, learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no",
             save_strategy="no", logging_strategy="no", report_to=[], seed=seed, disable_tqdm=True,
         )
         selection = SelectionArguments(keep=keep if method != "full" else 1.0, method="none" if method == "full" else method, selection_seed=seed)

@@ -182,3 +182,11 @@ def test_pruner_bad_input_before_training(tokenized, tokenizer, tmp_path):
         QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, pruner=AnnealingPruner(heads=1.5))
     with pytest.raises(ValueError, match="input_ids"):
         QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized.remove_columns("input_ids"), pruner=AnnealingPruner(heads=0.5))
+
+
+@pytest.mark.parametrize("recipe", ["recipes/demo_rotten_tomatoes.yaml", "recipes/vader_nyt.yaml"])
+def test_shipped_recipes_parse(recipe):
+    from pathlib import Path
+
+    model, data, sel, prune, training = parse_recipe(Path(__file__).parents[1] / recipe)
+    assert data.dataset.startswith("builtin:") and sel.keep == 0.5 and training.warmup_steps == 0.06
