@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=512, help="test rows timed for throughput")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--model", default="", help="model to fine-tune first (default: the packaged MiniLM)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     from hf_qselect.embeddings import default_embedder
 
     rows: dict[str, dict] = {}
-    base = train(default_embedder(), work / "base", args.epochs, args.seed, args.dataset)
+    base = train(args.model or default_embedder(), work / "base", args.epochs, args.seed, args.dataset)
     print(f"fine-tuned: macro-F1 {base['macro_f1']:.4f}", file=sys.stderr, flush=True)
     rows["unpruned"] = {**base, "dir": str(work / "base")}
     rows["unpruned +1 epoch"] = {**train(str(work / "base"), work / "plus1", 1, args.seed, args.dataset), "dir": str(work / "plus1")}

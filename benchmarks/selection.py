@@ -4,7 +4,9 @@
 
 Every method selects from each fold's training part; an evaluator trains on the kept rows and
 scores the fold's test part. ``--eval probe`` fits a logistic-regression probe on the frozen
-sentence embeddings (fast). Methods and evaluators are registries, so more plug in.
+sentence embeddings (fast); ``--eval finetune`` fine-tunes the packaged MiniLM with ``transformers.Trainer``
+on each selection (max_len 64, ``--epochs``, ``--max-steps``) and records the training time. Methods and
+evaluators are registries, so more plug in.
 Writes ``OUT/<name>_<eval>.md`` (mean +- std; with several keep rates also the smallest keep within
 1 point of full data), ``.json`` (every fold) and, for a sweep, ``.png`` (macro-F1 against keep).
 """
@@ -14,17 +16,19 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from datasets import Dataset
+
+from datasets import Dataset, DatasetDict
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from hf_qselect import InstanceSelector
-from hf_qselect.data import BUILTINS
+from hf_qselect.data import BUILTINS, load_data
 from hf_qselect.embeddings import embed_dataset
 from hf_qselect.validation import text_values
 
@@ -39,14 +43,68 @@ def eval_literal(text: str):
         return text
 
 
-def probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int) -> float:
-    """Macro-F1 of a logistic-regression probe trained on the kept rows' embeddings."""
-    model = LogisticRegression(max_iter=2000, random_state=seed)
-    model.fit(train_x, train_y)
-    return float(f1_score(test_y, model.predict(test_x), average="macro"))
+@dataclass
+class Fold:
+    """One evaluation: the kept training rows and the fold's test part, as datasets and as embeddings."""
+
+    train: Dataset
+    test: Dataset
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    seed: int
+    args: argparse.Namespace
 
 
-EVALUATORS: dict[str, Callable[..., float]] = {"probe": probe}
+def probe(fold: Fold) -> tuple[float, float]:
+    """Macro-F1 of a logistic-regression probe trained on the kept rows' embeddings; and its fit time."""
+    start = time.perf_counter()
+    model = LogisticRegression(max_iter=2000, random_state=fold.seed).fit(fold.train_x, fold.train_y)
+    seconds = time.perf_counter() - start
+    return float(f1_score(fold.test_y, model.predict(fold.test_x), average="macro")), seconds
+
+
+def finetune(fold: Fold) -> tuple[float, float]:
+    """Macro-F1 of the model fine-tuned with ``transformers.Trainer`` on the kept rows; and the training time."""
+    import tempfile
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+
+    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.recipes import macro_f1_metrics
+
+    path = fold.args.model or default_embedder()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=int(max(fold.train_y.max(), fold.test_y.max())) + 1)
+
+    def prepare(data: Dataset) -> Dataset:
+        data = data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=fold.args.max_length), batched=True)
+        return data.rename_column("label", "labels").remove_columns(["text"])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(output_dir=tmp, num_train_epochs=fold.args.epochs, max_steps=fold.args.max_steps,
+                                 per_device_train_batch_size=32, per_device_eval_batch_size=128, learning_rate=5e-5,
+                                 warmup_steps=0.06, save_strategy="no", logging_strategy="no", report_to=[],
+                                 seed=fold.seed, disable_tqdm=True)
+        trainer = Trainer(model=model, args=args, train_dataset=prepare(fold.train), processing_class=tokenizer,
+                          compute_metrics=macro_f1_metrics)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        metrics = trainer.evaluate(prepare(fold.test))
+    return float(metrics["eval_macro_f1"]), seconds
+
+
+EVALUATORS: dict[str, Callable[[Fold], tuple[float, float]]] = {"probe": probe, "finetune": finetune}
+
+
+def load_named(name: str) -> Dataset:
+    """A built-in short name (``vader_nyt``, ``rotten_tomatoes``) or any ``load_data`` source with text/label."""
+    if f"builtin:{name}" in BUILTINS:
+        return BUILTINS[f"builtin:{name}"]()
+    data = load_data(name)
+    return data["train"] if isinstance(data, DatasetDict) else data
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -54,12 +112,13 @@ def run(args: argparse.Namespace) -> dict:
     keeps = [float(k) for k in args.keep.split(",")]
     results: dict = {"args": vars(args), "datasets": {}}
     for name in args.datasets.split(","):
-        ds = BUILTINS[f"builtin:{name}"]()
+        ds = load_named(name)
         emb, _ = embed_dataset(ds, "text", text_values(ds, "text"), show_progress=True)
         labels = np.asarray(ds["label"])
         folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
         scores: dict[str, dict[str, list[float]]] = {}
         seconds: dict[str, dict[str, list[float]]] = {}
+        train_seconds: dict[str, dict[str, list[float]]] = {}
         for fold, (train, test) in enumerate(folds.split(emb, labels)):
             train_ds = ds.select(train)
             for method in methods:
@@ -74,11 +133,14 @@ def run(args: argparse.Namespace) -> dict:
                         sel = InstanceSelector(keep=keep, method=name_, **options)
                         kept = sel.fit(train_ds, embeddings=emb[train]).indices_
                     elapsed = time.perf_counter() - start
-                    f1 = EVALUATORS[args.eval](emb[train][kept], labels[train][kept], emb[test], labels[test], args.seed)
+                    fold_data = Fold(train=train_ds.select(kept), test=ds.select(test), train_x=emb[train][kept], train_y=labels[train][kept],
+                                     test_x=emb[test], test_y=labels[test], seed=args.seed, args=args)
+                    f1, fit_seconds = EVALUATORS[args.eval](fold_data)
                     scores.setdefault(method, {}).setdefault(str(keep), []).append(f1)
                     seconds.setdefault(method, {}).setdefault(str(keep), []).append(elapsed)
+                    train_seconds.setdefault(method, {}).setdefault(str(keep), []).append(fit_seconds)
                     print(f"{name} fold {fold} {method:>10} keep {keep:.2f}: macro-F1 {f1:.4f} ({elapsed:.1f}s)", file=sys.stderr)
-        results["datasets"][name] = {"n_rows": len(ds), "macro_f1": scores, "selection_seconds": seconds}
+        results["datasets"][name] = {"n_rows": len(ds), "macro_f1": scores, "selection_seconds": seconds, "train_seconds": train_seconds}
     return results
 
 
@@ -155,6 +217,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--eval", default="probe", choices=sorted(EVALUATORS))
     parser.add_argument("--solver", default="sa")
+    parser.add_argument("--model", default=None, help="finetune: model to fine-tune (default: the packaged MiniLM)")
+    parser.add_argument("--epochs", type=float, default=1.0, help="finetune: epochs on each selection")
+    parser.add_argument("--max-steps", type=int, default=-1, help="finetune: cap on optimizer steps (-1: no cap)")
+    parser.add_argument("--max-length", type=int, default=64, help="finetune: tokenizer max length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="selection", help="output file stem: OUT/NAME_EVAL.{md,json,png}")

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainingArguments
 
-from hf_qselect.recipes import DataArguments, ModelArguments, SelectionArguments, run_recipe
+from hf_qselect.recipes import DataArguments, ModelArguments, PruningArguments, SelectionArguments, run_recipe
 
 
-def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, batch: int) -> dict:
+def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, batch: int, model: str = "", block_size: int = 100) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HF_QSELECT_CACHE"] = str(Path(tmp) / "cache")
         args = TrainingArguments(
@@ -30,8 +30,9 @@ def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, ba
             per_device_eval_batch_size=128, learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no",
             save_strategy="no", logging_strategy="no", report_to=[], seed=seed, disable_tqdm=True,
         )
-        selection = SelectionArguments(keep=keep if method != "full" else 1.0, method="none" if method == "full" else method, selection_seed=seed)
-        summary = run_recipe(ModelArguments(), DataArguments(dataset=dataset, split_seed=seed), selection, args)
+        selection = SelectionArguments(keep=keep if method != "full" else 1.0, method="none" if method == "full" else method,
+                                       selection_seed=seed, block_size=block_size)
+        summary = run_recipe(ModelArguments(model_name_or_path=model), DataArguments(dataset=dataset, split_seed=seed), selection, PruningArguments(), args)
     summary["wall_seconds"] = summary["selection_seconds"] + summary["train_seconds"]
     return summary
 
@@ -44,12 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--model", default="", help="model to fine-tune (default: the packaged MiniLM)")
+    parser.add_argument("--block-size", type=int, default=100)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     runs: dict[str, list[dict]] = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method in args.methods.split(","):
-            summary = one_run(args.dataset, method, args.keep, seed, args.epochs, args.batch_size)
+            summary = one_run(args.dataset, method, args.keep, seed, args.epochs, args.batch_size, args.model, args.block_size)
             runs.setdefault(method, []).append(summary)
             print(f"seed {seed} {method:>7}: macro-F1 {summary['macro_f1']:.4f}, rows {summary['rows_kept']}, "
                   f"selection {summary['selection_seconds']}s + training {summary['train_seconds']}s", file=sys.stderr, flush=True)

@@ -178,7 +178,7 @@ class InstanceSelector:
             n_rows=len(ds),
             n_kept=n_keep,
             kept_per_class={c: {"before": int(b), "after": int(a)} for c, b, a in zip(self.class_names_, before, after)},
-            embedder=embedder_name(self.embedder) if vectors is not None and embeddings is None else ("precomputed" if embeddings is not None else None),
+            embedder=self._embedder_label(embeddings, vectors),
             formulation=result.formulation,
             solver=plan.name if plan else None,
             seed=self.seed,
@@ -197,6 +197,12 @@ class InstanceSelector:
             timings={k: round(v, 4) for k, v in timings.items()},
         )
         return self
+
+    def _embedder_label(self, given: np.ndarray | None, vectors: np.ndarray | None) -> str | None:
+        """What the report names as the embedder: the model, ``"precomputed"``, or nothing (random)."""
+        if given is not None:
+            return "precomputed"
+        return embedder_name(self.embedder) if vectors is not None else None
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:

@@ -1,0 +1,73 @@
+"""The benchmark scripts run end to end on tiny data (their figures come from full runs, not from here)."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+
+
+@pytest.mark.parametrize("evaluation", ["probe", "finetune"])
+def test_selection_benchmark_smoke(sentences, tmp_path, monkeypatch, evaluation):
+    import selection
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from hf_qselect.embeddings import default_embedder
+
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data.csv"
+    Dataset.from_dict({"text": list(sentences["text"]) * 3, "label": list(sentences["label"]) * 3}).to_csv(str(data))
+    argv = ["--datasets", str(data), "--methods", "full,random,qubo,e2sc", "--keep", "0.75,0.5", "--folds", "2",
+            "--eval", evaluation, "--out", str(tmp_path / "out"), "--name", "smoke"]
+    if evaluation == "finetune":
+        tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+        tiny = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                                        num_attention_heads=2, intermediate_size=64, num_labels=2))
+        tiny.save_pretrained(tmp_path / "tiny")
+        tokenizer.save_pretrained(tmp_path / "tiny")
+        argv += ["--model", str(tmp_path / "tiny"), "--max-steps", "2"]
+    selection.main(argv)
+    result = json.loads((tmp_path / "out" / f"smoke_{evaluation}.json").read_text())
+    scores = result["datasets"][str(data)]["macro_f1"]
+    assert set(scores) == {"full", "random", "qubo", "e2sc"} and len(scores["qubo"]["0.5"]) == 2
+    assert all(0.0 <= f1 <= 1.0 for by_keep in scores.values() for fs in by_keep.values() for f1 in fs)
+    table = (tmp_path / "out" / f"smoke_{evaluation}.md").read_text()
+    assert "reduction without loss" in table and (tmp_path / "out" / f"smoke_{evaluation}.png").exists()
+
+
+@pytest.fixture
+def tiny_model_and_data(sentences, tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from hf_qselect.embeddings import default_embedder
+
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, num_labels=2)
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    data = tmp_path / "data.csv"
+    Dataset.from_dict({"text": list(sentences["text"]) * 4, "label": list(sentences["label"]) * 4}).to_csv(str(data))
+    return str(tmp_path / "tiny"), str(data)
+
+
+def test_trainer_benchmark_smoke(tiny_model_and_data, tmp_path, monkeypatch):
+    import trainer as bench
+
+    model, data = tiny_model_and_data
+    bench.main(["--dataset", data, "--model", model, "--seeds", "0", "--epochs", "1", "--block-size", "20", "--out", str(tmp_path / "out")])
+    table = (tmp_path / "out" / "trainer.md").read_text()
+    assert "| full | 76 |" in table and "| qubo | 38 |" in table and "| random | 38 |" in table
+
+
+def test_pruning_benchmark_smoke(tiny_model_and_data, tmp_path):
+    import pruning as bench
+
+    model, data = tiny_model_and_data
+    bench.main(["--dataset", data, "--model", model, "--budgets", "0.5,0.5,0", "--rows", "16", "--repeats", "1", "--out", str(tmp_path / "out")])
+    rows = json.loads((tmp_path / "out" / "pruning.json").read_text())["rows"]
+    assert set(rows) == {"unpruned", "unpruned +1 epoch", "greedy heads 0.5 ffn 0.5", "qubo heads 0.5 ffn 0.5"}
+    assert rows["qubo heads 0.5 ffn 0.5"]["params"] < rows["unpruned"]["params"]
+    assert all(r["rows_per_second"] > 0 for r in rows.values())
