@@ -158,6 +158,14 @@ def markdown(results: dict, keeps: list[float]) -> str:
                 cells.append(f"{np.mean(vals):.4f} ± {np.std(vals):.4f}" if vals else "")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
+        if results["args"]["eval"] == "finetune":
+            lines.append("training seconds per fold (mean)\n")
+            lines.append("| method | " + " | ".join(f"keep {k:g}" for k in keeps) + " |")
+            lines.append("|---|" + "---|" * len(keeps))
+            for method, by_keep in data["train_seconds"].items():
+                cells = [f"{np.mean(by_keep[str(1.0 if method == 'full' else k)]):.1f}" if str(1.0 if method == "full" else k) in by_keep else "" for k in keeps]
+                lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append("")
     return "\n".join(lines)
 
 

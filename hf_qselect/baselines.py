@@ -23,25 +23,34 @@ def _timed(mask: np.ndarray, start: float, **extra) -> MethodResult:
     return MethodResult(mask=mask, timings={"select": time.perf_counter() - start}, **extra)
 
 
+def _per_class(codes: np.ndarray, n_keep: int, settings: SolveSettings, method: str):
+    """``(members, rows to remove)`` per class under the method's class quotas (stratified by default)."""
+    quotas = class_quotas(codes, n_keep, effective_class_balance(method, settings.class_balance))
+    for c, k in enumerate(quotas):
+        members = np.flatnonzero(codes == c)
+        yield members, len(members) - int(k)
+
+
 def select_e2sc(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
     """E2SC (SIGIR 2023): a kNN classifier's confidence; correctly classified rows are removed with probability
-    proportional to it, misclassified rows are never removed (unless ``keep`` is below the correct share)."""
+    proportional to it, misclassified rows are never removed (unless a class's quota is below its correct rows).
+    Removal is applied within stratified class quotas, so no class is emptied at low keep rates."""
     start = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     neighbours, _ = knn(embeddings, E2SC_NEIGHBOURS)
     votes = np.stack([(codes[neighbours] == c).mean(axis=1) for c in range(codes.max() + 1)], axis=1)
     predicted = votes.argmax(axis=1)
     confidence = votes[np.arange(len(codes)), codes]
-    correct = np.flatnonzero(predicted == codes)
-    n_remove = len(codes) - n_keep
     mask = np.ones(len(codes), dtype=bool)
-    from_correct = min(n_remove, len(correct))
-    if from_correct:
-        weights = confidence[correct] + 1e-9
-        mask[rng.choice(correct, size=from_correct, replace=False, p=weights / weights.sum())] = False
-    if n_remove > from_correct:  # keep is below the share of correct rows: drop the least-supported misclassified ones
-        wrong = np.flatnonzero(predicted != codes)
-        mask[wrong[np.argsort(confidence[wrong], kind="stable")[: n_remove - from_correct]]] = False
+    for members, n_remove in _per_class(codes, n_keep, settings, "e2sc"):
+        correct = members[predicted[members] == codes[members]]
+        from_correct = min(n_remove, len(correct))
+        if from_correct:
+            weights = confidence[correct] + 1e-9
+            mask[rng.choice(correct, size=from_correct, replace=False, p=weights / weights.sum())] = False
+        if n_remove > from_correct:  # the quota is below the correct rows: drop the least-supported misclassified ones
+            wrong = members[predicted[members] != codes[members]]
+            mask[wrong[np.argsort(confidence[wrong], kind="stable")[: n_remove - from_correct]]] = False
     return _timed(mask, start)
 
 
@@ -57,19 +66,20 @@ def out_of_fold_logistic(embeddings: np.ndarray, codes: np.ndarray, seed: int | 
 
 def select_biois(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings, noise_confidence: float = 0.8) -> MethodResult:
     """biO-IS (TOIS 2025): noise step drops confidently misclassified rows (low-entropy wrong predictions);
-    redundancy step drops the most confidently correct rows, until ``n_keep`` remain."""
+    redundancy step drops the most confidently correct rows, until each class's stratified quota remains."""
     start = time.perf_counter()
     proba = out_of_fold_logistic(embeddings, codes, settings.seed)
     own = proba[np.arange(len(codes)), codes]
     noisy = (proba.argmax(axis=1) != codes) & (proba.max(axis=1) >= noise_confidence)
-    wrong = np.flatnonzero(noisy)
-    rest = np.flatnonzero(~noisy)
-    removal_order = np.concatenate([
-        wrong[np.argsort(-proba.max(axis=1)[wrong], kind="stable")],  # noise: the most confidently wrong first
-        rest[np.argsort(-own[rest], kind="stable")],  # redundancy: the most confidently right first
-    ])
     mask = np.ones(len(codes), dtype=bool)
-    mask[removal_order[: len(codes) - n_keep]] = False
+    for members, n_remove in _per_class(codes, n_keep, settings, "biois"):
+        wrong = members[noisy[members]]
+        rest = members[~noisy[members]]
+        removal_order = np.concatenate([
+            wrong[np.argsort(-proba.max(axis=1)[wrong], kind="stable")],  # noise: the most confidently wrong first
+            rest[np.argsort(-own[rest], kind="stable")],  # redundancy: the most confidently right first
+        ])
+        mask[removal_order[:n_remove]] = False
     return _timed(mask, start, noisy=int(noisy.sum()))
 
 
@@ -98,8 +108,8 @@ def select_facility(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, sett
     """Facility location per class on the kNN similarity graph, lazy greedy (as apricot/submodlib)."""
     start = time.perf_counter()
     mask = np.zeros(len(codes), dtype=bool)
-    for c, k in enumerate(class_quotas(codes, n_keep, effective_class_balance("facility", settings.class_balance))):
-        members = np.flatnonzero(codes == c)
+    for members, n_remove in _per_class(codes, n_keep, settings, "facility"):
+        k = len(members) - n_remove
         if k == len(members) or len(members) < 2:
             mask[members[: int(k)]] = True
             continue
@@ -116,8 +126,8 @@ def select_semdedup(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, sett
     """SemDeDup-style: within each class, drop the row of the most similar remaining pair first."""
     start = time.perf_counter()
     mask = np.zeros(len(codes), dtype=bool)
-    for c, k in enumerate(class_quotas(codes, n_keep, effective_class_balance("semdedup", settings.class_balance))):
-        members = np.flatnonzero(codes == c)
+    for members, n_remove in _per_class(codes, n_keep, settings, "semdedup"):
+        k = len(members) - n_remove
         kept = np.ones(len(members), dtype=bool)
         if len(members) > 1:
             neighbours, sims = knn(embeddings[members], 1)

@@ -144,7 +144,6 @@ class QSelectTrainer(Trainer):
     def prune_model(self) -> None:
         """Fit the pruner on up to ``calibration_rows`` training rows and remove the units from ``self.model``."""
         rows = self.train_dataset.select(range(min(self.calibration_rows, len(self.train_dataset))))
-        self.pruner.show_progress = self.pruner.show_progress and not self.args.disable_tqdm
         self.pruner.fit(self.model, rows).apply(self.model)
         self.model_wrapped = self.model
         self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones

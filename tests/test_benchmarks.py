@@ -35,6 +35,7 @@ def test_selection_benchmark_smoke(sentences, tmp_path, monkeypatch, evaluation)
     assert all(0.0 <= f1 <= 1.0 for by_keep in scores.values() for fs in by_keep.values() for f1 in fs)
     table = (tmp_path / "out" / f"smoke_{evaluation}.md").read_text()
     assert "reduction without loss" in table and (tmp_path / "out" / f"smoke_{evaluation}.png").exists()
+    assert ("training seconds per fold" in table) == (evaluation == "finetune")
 
 
 @pytest.fixture

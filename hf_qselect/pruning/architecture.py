@@ -86,8 +86,12 @@ def _head_index(heads: list[int], size: int) -> torch.Tensor:
     return torch.cat([torch.arange(h * size, (h + 1) * size) for h in heads]) if heads else torch.zeros(0, dtype=torch.long)
 
 
-def plan_modules(model: Any, kept_layers: list[int], kept_heads: dict[int, list[int]], kept_neurons: dict[int, list[int]]) -> list[nn.Module]:
-    """Build the new layers (sliced copies) without touching ``model``; original layer order."""
+def plan_modules(model: Any, kept_layers: list[int], kept_heads: dict[int, list[int]],
+                 kept_neurons: dict[int, list[int]]) -> list[tuple[nn.Module, dict[str, nn.Linear], int | None]]:
+    """Build the sliced replacement Linears of each kept layer without touching ``model``.
+
+    Returns ``(layer, {name: new Linear}, kept head count or None)`` in the original layer order.
+    """
     size = head_size(model)
     new_layers = []
     for index in kept_layers:
