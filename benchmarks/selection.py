@@ -204,6 +204,13 @@ def plot_sweep(results: dict, keeps: list[float], path: Path) -> None:
             std = np.array([np.std(by_keep[str(k)]) for k in xs])
             line, = ax.plot(xs, mean, marker="o", linewidth=2.2 if method == "qubo" else 1.2, label=method)
             ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.08)
+        full = np.mean(data["full"]["1.0"]) if "full" in data else None
+        if full is not None:  # zoom on the band that matters; name what falls below it
+            low = full - 0.04
+            below = sorted(m for m, by_keep in data.items() if m != "full" and min(np.mean(v) for v in by_keep.values()) < low)
+            ax.set_ylim(low, full + 0.015)
+            if below:
+                ax.text(0.98, 0.98, "below the axis at some keep: " + ", ".join(below), transform=ax.transAxes, fontsize=8, ha="right", va="top")
         ax.set_title(f"{name} ({results['args']['eval']}, {results['args']['folds']} folds)")
         ax.set_xlabel("keep rate")
         ax.set_ylabel("macro-F1")
