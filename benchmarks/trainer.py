@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     for method, summaries in runs.items():
         f1 = np.array([s["macro_f1"] for s in summaries])
         delta = 100 * (f1 - np.array([s["macro_f1"] for s in full]))
-        ratio = np.array([s["wall_seconds"] / f["wall_seconds"] for s, f in zip(summaries, full)])
+        ratio = np.array([s["wall_seconds"] / f["wall_seconds"] if f["wall_seconds"] > 0 else np.nan for s, f in zip(summaries, full)])
         lines.append(
             f"| {method} | {summaries[0]['rows_kept']} | {f1.mean():.4f} ± {f1.std():.4f} | {delta.mean():+.2f} ± {delta.std():.2f} | "
             f"{np.mean([s['selection_seconds'] for s in summaries]):.1f} | {np.mean([s['train_seconds'] for s in summaries]):.1f} | "

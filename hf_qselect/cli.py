@@ -107,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     saved = summary["time_saved_fraction"]
     print(
         f"trained on {summary['rows_kept']}/{summary['rows_full']} rows, macro-F1 {summary['macro_f1']:.4f}; "
-        f"selection {summary['selection_seconds']}s + training {summary['train_seconds']}s vs ~{summary['full_train_seconds_estimated']}s "
+        f"selection {summary['selection_seconds']:.1f}s + training {summary['train_seconds']:.1f}s vs ~{summary['full_train_seconds_estimated']:.1f}s "
         f"for all rows at the measured rate ({saved:.0%} saved)" if saved is not None else "",
     )
     print(f"model: {summary['output_dir']}  card: {summary['model_card']}")
