@@ -117,13 +117,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     """Prune a saved model with calibration rows from ``--data``; save it with its report and heat-map."""
     from .pruning import AnnealingPruner
-    from .pruning.saved import prune_saved_model
+    from .pruning.saved import prune_saved_model, save_pruned
 
     out = check_out(args.out, args.overwrite)
     pruner = AnnealingPruner(heads=args.heads, ffn=args.ffn, layers=args.layers, solver=args.solver, seed=args.seed, method=args.method)
+    model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
+                                         calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
     clear_out(out)
-    prune_saved_model(args.model_dir, args.data, out, pruner, text_column=args.text_column, label_column=args.label_column,
-                      calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
+    save_pruned(model, tokenizer, pruner, out)
     print(pruner.report_.summary())
     print(f"wrote the pruned model to {out} (reload with hf_qselect.pruning.load_pruned); report: {out / 'pruning_report.json'}")
     return 0

@@ -67,19 +67,16 @@ def select_random(embeddings: np.ndarray | None, codes: np.ndarray, n_keep: int,
     return MethodResult(mask=mask, timings={"select": time.perf_counter() - start})
 
 
+def anneal(qubos: list[BlockQUBO], settings: SolveSettings):
+    """Solve block QUBOs with the settings' solver plan, reads, sweeps, seed and joblib workers."""
+    return solve_blocks(qubos, settings.plan, num_reads=settings.num_reads, num_sweeps=settings.num_sweeps, seed=settings.seed,
+                        n_jobs=settings.n_jobs, sampler_params=settings.sampler_params, show_progress=settings.show_progress)
+
+
 def _solve_qubos(qubos: list[BlockQUBO], n_rows: int, settings: SolveSettings, formulation: str, timings: dict) -> MethodResult:
     """Anneal the block QUBOs and merge their answers into one mask."""
     start = time.perf_counter()
-    solutions = solve_blocks(
-        qubos,
-        settings.plan,
-        num_reads=settings.num_reads,
-        num_sweeps=settings.num_sweeps,
-        seed=settings.seed,
-        n_jobs=settings.n_jobs,
-        sampler_params=settings.sampler_params,
-        show_progress=settings.show_progress,
-    )
+    solutions = anneal(qubos, settings)
     timings["solve"] = time.perf_counter() - start
     mask = np.zeros(n_rows, dtype=bool)
     for q, s in zip(qubos, solutions):

@@ -145,8 +145,11 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: S
         values = sorted(set(train[data_args.label_column]))
         names = [str(v) for v in values]
         mapping = {v: i for i, v in enumerate(values)}
-        train = train.map(lambda b: {data_args.label_column: [mapping[v] for v in b[data_args.label_column]]}, batched=True)
-        evaluation = evaluation.map(lambda b: {data_args.label_column: [mapping[v] for v in b[data_args.label_column]]}, batched=True)
+
+        def encode(batch):
+            return {data_args.label_column: [mapping[v] for v in batch[data_args.label_column]]}
+
+        train, evaluation = train.map(encode, batched=True), evaluation.map(encode, batched=True)
     path = model_args.model_name_or_path or default_embedder()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = load_pruned(path, AutoModelForSequenceClassification, num_labels=len(names), id2label=dict(enumerate(names)),

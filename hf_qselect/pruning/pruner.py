@@ -121,12 +121,16 @@ class AnnealingPruner:
         """Give every kept layer its best head back, dropping the weakest head of a layer that has several."""
         kept = set(int(u) for u in kept)
         score = dict(zip(units.tolist(), importance.tolist()))
+
+        def layer_of(unit: int) -> int:
+            return int(np.searchsorted(offsets, unit, side="right")) - 1
+
         repairs = 0
         for l in kept_layers:
             layer_units = range(offsets[l], offsets[l + 1])
             if not kept.intersection(layer_units):
                 counts = {m: len(kept.intersection(range(offsets[m], offsets[m + 1]))) for m in kept_layers}
-                donors = [u for u in kept if counts[next(m for m in kept_layers if offsets[m] <= u < offsets[m + 1])] > 1]
+                donors = [u for u in kept if counts[layer_of(u)] > 1]
                 kept.remove(min(donors, key=lambda u: score[u]))
                 kept.add(max(layer_units, key=lambda u: score[u]))
                 repairs += 1

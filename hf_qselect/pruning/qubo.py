@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..blocks import apportion, bisect
-from ..decompose import solve_blocks
 from ..formulations import BlockQUBO, boundary_penalty
-from ..methods import SolveSettings
+from ..methods import SolveSettings, anneal
 
 
 @dataclass
@@ -52,7 +51,6 @@ def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: 
     parts = bisect(vectors.astype(np.float32), np.arange(n), settings.block_size) if n > settings.block_size else [np.arange(n)]
     quotas = apportion(k, np.array([len(p) for p in parts]))
     qubos = [unit_qubo(p, importance, vectors, int(q), beta, scale) for p, q in zip(parts, quotas) if q > 0]
-    solutions = solve_blocks(qubos, settings.plan, num_reads=settings.num_reads, num_sweeps=settings.num_sweeps, seed=settings.seed,
-                             n_jobs=settings.n_jobs, sampler_params=settings.sampler_params, show_progress=False)
+    solutions = anneal(qubos, settings)
     kept = np.sort(np.concatenate([q.index[s.x.astype(bool)] for q, s in zip(qubos, solutions)]))
     return UnitChoice(kept=kept, energy=float(sum(s.energy for s in solutions)), repaired=sum(s.repaired for s in solutions), blocks=len(qubos))

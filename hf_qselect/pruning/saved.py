@@ -10,9 +10,12 @@ from .architecture import load_pruned
 from .pruner import AnnealingPruner
 
 
-def prune_saved_model(model_dir: str | Path, data: str, out: str | Path, pruner: AnnealingPruner, *, text_column: str = "text",
-                      label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0) -> AnnealingPruner:
-    """Load ``model_dir``, score units on ``calibration_rows`` shuffled training rows of ``data``, prune, save to ``out``."""
+def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner, *, text_column: str = "text",
+                      label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
+    """Load ``model_dir``, score units on ``calibration_rows`` shuffled training rows of ``data`` and prune.
+
+    Returns ``(model, tokenizer)``; nothing is written (see :func:`save_pruned`).
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = load_pruned(model_dir, AutoModelForSequenceClassification)
@@ -33,9 +36,14 @@ def prune_saved_model(model_dir: str | Path, data: str, out: str | Path, pruner:
         rows = rows.map(lambda b: {label_column: [mapping[v] for v in b[label_column]]}, batched=True)
     rows = rows.map(lambda b: tokenizer(b[text_column], truncation=True, max_length=max_length), batched=True)
     pruner.fit(model, rows).apply(model)
+    return model, tokenizer
+
+
+def save_pruned(model, tokenizer, pruner: AnnealingPruner, out: str | Path) -> Path:
+    """Write the pruned model, its tokenizer, ``pruning_report.json`` and ``pruning.png`` to ``out``."""
     out = Path(out)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     pruner.report_.to_json(str(out / "pruning_report.json"))
     pruner.plot(out / "pruning.png")
-    return pruner
+    return out

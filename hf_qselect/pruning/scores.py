@@ -50,9 +50,8 @@ def label_column(dataset: Dataset) -> str:
 def batches(dataset: Dataset, batch_size: int, device: torch.device):
     """Padded tensor batches of the model inputs and labels."""
     labels = label_column(dataset)
-    missing = [c for c in ("input_ids",) if c not in dataset.column_names]
-    if missing:
-        raise KeyError(f"the calibration dataset must be tokenized: no {missing[0]!r} column (columns: {dataset.column_names})")
+    if "input_ids" not in dataset.column_names:
+        raise KeyError(f"the calibration dataset must be tokenized: no 'input_ids' column (columns: {dataset.column_names})")
     columns = [c for c in MODEL_INPUTS if c in dataset.column_names]
     for start in range(0, len(dataset), batch_size):
         rows = dataset[start : start + batch_size]
