@@ -151,6 +151,5 @@ def registry() -> dict[str, MethodFn]:
     }
 
 
-METHOD_NAMES = ("qubo", "pasin2024", "random", "e2sc", "biois", "facility", "semdedup")
 NEEDS_EMBEDDINGS = {"qubo", "pasin2024", "e2sc", "biois", "facility", "semdedup"}
 NEEDS_SOLVER = {"qubo", "pasin2024"}

@@ -11,7 +11,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 
 from .blocks import keep_count
 from .embeddings import embed_dataset, embedder_name
-from .methods import METHOD_NAMES, NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings, effective_class_balance, registry
+from .methods import NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings, effective_class_balance, registry
 from .report import SelectionReport
 from .solvers import get_solver
 from .validation import check_columns, check_dataset, check_embeddings, check_keep, label_codes, text_values
@@ -124,8 +124,9 @@ class InstanceSelector:
         """Choose the rows to keep. ``DatasetDict``: its ``train`` split. ``embeddings``: skip embedding."""
         ds = check_dataset(dataset)
         keep = check_keep(self.keep)
-        if self.method not in METHOD_NAMES:
-            raise ValueError(f"method must be one of {list(METHOD_NAMES)}, got {self.method!r}")
+        methods = registry()
+        if self.method not in methods:
+            raise ValueError(f"method must be one of {list(methods)}, got {self.method!r}")
         if not isinstance(self.block_size, (int, np.integer)) or self.block_size < 2:
             raise ValueError(f"block_size must be an integer >= 2, got {self.block_size!r}")
         needs_text = embeddings is None and self.method in NEEDS_EMBEDDINGS
@@ -155,7 +156,7 @@ class InstanceSelector:
             show_progress=self.show_progress, class_balance=self.class_balance, denoise=self.denoise,
             noise_confidence=self.noise_confidence,
         )
-        result = registry()[self.method](vectors, codes, n_keep, settings)
+        result = methods[self.method](vectors, codes, n_keep, settings)
         timings.update(result.timings)
         if int(result.mask.sum()) != n_keep:  # an internal invariant, never the user's fault
             raise RuntimeError(f"method {self.method!r} kept {int(result.mask.sum())} rows instead of {n_keep}")
