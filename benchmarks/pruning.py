@@ -1,13 +1,14 @@
 """Structured pruning of a MiniLM fine-tuned on Vader NYT: unpruned vs greedy ranking vs QUBO, side by side.
 
-    python benchmarks/pruning.py --budgets "0.4,0.3,0;0.5,0.5,0" --epochs 1
+    python benchmarks/pruning.py --budgets "0.4,0.3,0;0.5,0.5,0" --epochs 1 --seeds 0,1
 
 1. fine-tune the packaged MiniLM for ``--epochs`` on the 80% training split (``hf-qselect train``'s code path);
 2. reference: the same model trained one more epoch, unpruned;
 3. per budget (heads, ffn, layers) and method (greedy, qubo): prune the fine-tuned model (256 calibration rows),
    then one recovery epoch;
 4. macro-F1 on the 20% test split, parameter count, and CPU inference throughput of every model, measured
-   one after another in this run (same batches, ``--threads`` threads, median of ``--repeats``).
+   in this run (same batches, ``--threads`` threads, median of ``--repeats`` rounds, models interleaved);
+5. ``--seeds`` repeats it all per seed (its own split, training order and annealing); the table is mean ± std.
 """
 from __future__ import annotations
 
@@ -36,22 +37,66 @@ def train(model_path: str, out: Path, epochs: float, seed: int, dataset: str, pr
                       SelectionArguments(method="none", keep=1.0), pruning or PruningArguments(), args)
 
 
-def throughput(model_dir: Path, texts: list[str], repeats: int, batch_size: int = 64) -> float:
-    """Rows per second of CPU inference (max_len 64, padded), median over ``repeats`` passes."""
+def load_timed(model_dir: Path, texts: list[str], batch_size: int = 64):
+    """The saved model and its inference batches (max_len 64, padded)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = load_pruned(model_dir).eval()
     batches = [tokenizer(texts[i : i + batch_size], truncation=True, max_length=64, padding="max_length", return_tensors="pt")
                for i in range(0, len(texts), batch_size)]
-    rates = []
+    return model, batches
+
+
+def timed_rates(loaded: dict[str, tuple], n_rows: int, repeats: int) -> dict[str, float]:
+    """Rows per second of each ``(model, batches)``, median over ``repeats`` rounds after a warm-up; each round
+    times every model once, one after another, so a change in machine load hits all models alike."""
+    rates: dict[str, list[float]] = {name: [] for name in loaded}
     with torch.inference_mode():
-        for batch in batches[:2]:
-            model(**batch)  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for batch in batches:
+        for model, batches in loaded.values():
+            for batch in batches[:2]:
                 model(**batch)
-            rates.append(len(texts) / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for _ in range(repeats):
+            for name, (model, batches) in loaded.items():
+                start = time.perf_counter()
+                for batch in batches:
+                    model(**batch)
+                rates[name].append(n_rows / (time.perf_counter() - start))
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def throughputs(model_dirs: dict[str, Path], texts: list[str], repeats: int) -> dict[str, float]:
+    """CPU inference rows per second of each saved model, timed side by side."""
+    return timed_rates({name: load_timed(d, texts) for name, d in model_dirs.items()}, len(texts), repeats)
+
+
+def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, dict]:
+    """Fine-tune, the +1 epoch reference, and every pruned model for one seed; macro-F1, params and throughput."""
+    from hf_qselect.embeddings import default_embedder
+
+    rows: dict[str, dict] = {}
+    base = train(args.model or default_embedder(), work / "base", args.epochs, seed, args.dataset)
+    print(f"seed {seed} fine-tuned: macro-F1 {base['macro_f1']:.4f}", file=sys.stderr, flush=True)
+    rows["unpruned"] = {**base, "dir": str(work / "base")}
+    rows["unpruned +1 epoch"] = {**train(str(work / "base"), work / "plus1", 1, seed, args.dataset), "dir": str(work / "plus1")}
+    for budget in args.budgets.split(";"):
+        heads, ffn, layers = (float(x) for x in budget.split(","))
+        for method in args.methods.split(","):
+            name = f"{method} heads {heads:g} ffn {ffn:g}" + (f" layers {layers:g}" if layers else "")
+            out = work / name.replace(" ", "_")
+            pruning = PruningArguments(heads=heads, ffn=ffn, layers=layers, prune_method=method, prune_at="start",
+                                       ffn_multiple=args.ffn_multiple)
+            rows[name] = {**train(str(work / "base"), out, 1, seed, args.dataset, pruning), "dir": str(out)}
+            print(f"seed {seed} {name}: macro-F1 {rows[name]['macro_f1']:.4f}, params {rows[name]['params']:,}", file=sys.stderr, flush=True)
+    _, test = prepare_splits(load_data(args.dataset), DataArguments(dataset=args.dataset, split_seed=seed))
+    texts = list(test["text"])[: args.rows]
+    for name, rate in throughputs({name: Path(row["dir"]) for name, row in rows.items()}, texts, args.repeats).items():
+        rows[name]["rows_per_second"] = rate
+        print(f"seed {seed} {name}: {rate:.1f} rows/s", file=sys.stderr, flush=True)
+    return rows
+
+
+def mean_std(values: list[float], scale: float = 1.0, digits: int = 4) -> str:
+    text = f"{scale * statistics.mean(values):.{digits}f}"
+    return text + (f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budgets", default="0.4,0.3,0;0.5,0.5,0", help="heads,ffn,layers; separated by ';'")
     parser.add_argument("--methods", default="greedy,qubo")
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated; each seed repeats the whole comparison on its own split")
+    parser.add_argument("--ffn-multiple", type=int, default=64, help="AnnealingPruner(ffn_multiple=...)")
     parser.add_argument("--rows", type=int, default=512, help="test rows timed for throughput")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -69,37 +115,32 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="hfq-prune-"))
-    from hf_qselect.embeddings import default_embedder
-
-    rows: dict[str, dict] = {}
-    base = train(args.model or default_embedder(), work / "base", args.epochs, args.seed, args.dataset)
-    print(f"fine-tuned: macro-F1 {base['macro_f1']:.4f}", file=sys.stderr, flush=True)
-    rows["unpruned"] = {**base, "dir": str(work / "base")}
-    rows["unpruned +1 epoch"] = {**train(str(work / "base"), work / "plus1", 1, args.seed, args.dataset), "dir": str(work / "plus1")}
-    for budget in args.budgets.split(";"):
-        heads, ffn, layers = (float(x) for x in budget.split(","))
-        for method in args.methods.split(","):
-            name = f"{method} heads {heads:g} ffn {ffn:g}" + (f" layers {layers:g}" if layers else "")
-            out = work / name.replace(" ", "_")
-            pruning = PruningArguments(heads=heads, ffn=ffn, layers=layers, prune_method=method, prune_at="start")
-            rows[name] = {**train(str(work / "base"), out, 1, args.seed, args.dataset, pruning), "dir": str(out)}
-            print(f"{name}: macro-F1 {rows[name]['macro_f1']:.4f}, params {rows[name]['params']:,}", file=sys.stderr, flush=True)
-    _, test = prepare_splits(load_data(args.dataset), DataArguments(dataset=args.dataset, split_seed=args.seed))
-    texts = list(test["text"])[: args.rows]
-    for name, row in rows.items():
-        row["rows_per_second"] = throughput(Path(row["dir"]), texts, args.repeats)
-        print(f"{name}: {row['rows_per_second']:.1f} rows/s", file=sys.stderr, flush=True)
-    ref = rows["unpruned"]
-    lines = [f"**{args.dataset}**, packaged MiniLM fine-tuned {args.epochs:g} epoch(s); pruned models: prune then 1 recovery epoch; "
-             f"CPU inference over {len(texts)} test rows, {args.threads} threads, median of {args.repeats}\n",
-             "| model | macro-F1 | Δ vs unpruned (points) | parameters | params / unpruned | rows/s | speed-up |", "|---|---|---|---|---|---|---|"]
-    for name, row in rows.items():
-        lines.append(f"| {name} | {row['macro_f1']:.4f} | {100 * (row['macro_f1'] - ref['macro_f1']):+.2f} | {row['params']:,} | "
-                     f"{row['params'] / ref['params']:.3f} | {row['rows_per_second']:.1f} | {row['rows_per_second'] / ref['rows_per_second']:.2f}x |")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed = {seed: run_seed(args, seed, work / f"seed{seed}") for seed in seeds}
+    names = list(per_seed[seeds[0]])
+    lines = [f"**{args.dataset}**, packaged MiniLM fine-tuned {args.epochs:g} epoch(s); pruned models: prune then 1 recovery epoch "
+             f"(FFN width rounded down to a multiple of {args.ffn_multiple}); CPU inference over {args.rows} test rows, "
+             f"{args.threads} threads, median of {args.repeats} interleaved rounds; seeds {args.seeds} (mean ± std)\n",
+             "| model | macro-F1 | Δ vs unpruned (points) | Δ vs unpruned +1 epoch (points) | parameters | params / unpruned | rows/s | speed-up |",
+             "|---|---|---|---|---|---|---|---|"]
+    summary: dict[str, dict] = {}
+    for name in names:
+        runs = [per_seed[s][name] for s in seeds]
+        f1 = [r["macro_f1"] for r in runs]
+        delta = [r["macro_f1"] - per_seed[s]["unpruned"]["macro_f1"] for s, r in zip(seeds, runs)]
+        delta_plus = [r["macro_f1"] - per_seed[s]["unpruned +1 epoch"]["macro_f1"] for s, r in zip(seeds, runs)]
+        speed = [r["rows_per_second"] / per_seed[s]["unpruned"]["rows_per_second"] for s, r in zip(seeds, runs)]
+        summary[name] = {"macro_f1": statistics.mean(f1), "delta_points": 100 * statistics.mean(delta),
+                         "delta_plus1_points": 100 * statistics.mean(delta_plus), "speedup": statistics.mean(speed), "params": runs[0]["params"]}
+        lines.append(f"| {name} | {mean_std(f1)} | {mean_std(delta, 100, 2)} | {mean_std(delta_plus, 100, 2)} | {runs[0]['params']:,} | "
+                     f"{runs[0]['params'] / per_seed[seeds[0]]['unpruned']['params']:.3f} | "
+                     f"{statistics.mean(r['rows_per_second'] for r in runs):.1f} | {mean_std(speed, 1, 2)}x |")
     table = "\n".join(lines) + "\n"
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "pruning.md").write_text(table)
-    (Path(args.out) / "pruning.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1, default=str))
+    rows = per_seed[seeds[0]]
+    (Path(args.out) / "pruning.json").write_text(json.dumps({"args": vars(args), "rows": rows, "seeds": per_seed, "summary": summary},
+                                                            indent=1, default=str))
     print(table)
 
 

@@ -42,6 +42,8 @@ def add_select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=100)
     parser.add_argument("--num-reads", type=int, default=4)
     parser.add_argument("--embedder", default=None, help="sentence-transformers path or hub id (default: packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="dtype the embedder runs in; auto: bfloat16 where the CPU/GPU computes it natively")
     parser.add_argument("--n-jobs", type=int, default=-1)
     parser.add_argument("--class-balance", type=float, default=None, help="class quotas ~ n_c^(1-b); default: 0.5 for qubo, 0 otherwise")
     parser.add_argument("--no-denoise", dest="denoise", action="store_false", help="do not keep likely-mislabelled rows last")
@@ -52,6 +54,7 @@ def selector_from_args(args: argparse.Namespace) -> InstanceSelector:
         keep=args.keep, method=args.method, text_column=args.text_column, label_column=args.label_column,
         embedder=args.embedder, solver=args.solver, seed=args.seed, block_size=args.block_size,
         num_reads=args.num_reads, n_jobs=args.n_jobs, class_balance=args.class_balance, denoise=args.denoise,
+        precision=args.precision,
     )
 
 
@@ -120,7 +123,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .pruning.saved import prune_saved_model, save_pruned
 
     out = check_out(args.out, args.overwrite)
-    pruner = AnnealingPruner(heads=args.heads, ffn=args.ffn, layers=args.layers, solver=args.solver, seed=args.seed, method=args.method)
+    pruner = AnnealingPruner(heads=args.heads, ffn=args.ffn, layers=args.layers, solver=args.solver, seed=args.seed, method=args.method,
+                             ffn_multiple=args.ffn_multiple)
     model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
                                          calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
     clear_out(out)
@@ -167,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--text-column", default="text")
     prune.add_argument("--label-column", default="label")
     prune.add_argument("--calibration-rows", type=int, default=256)
+    prune.add_argument("--ffn-multiple", type=int, default=64, help="round the kept FFN width down to a multiple of this (1: exact budget)")
     prune.add_argument("--max-length", type=int, default=64)
     prune.add_argument("--out", required=True)
     prune.add_argument("--overwrite", action="store_true")

@@ -52,6 +52,8 @@ def reproduce_command(report: SelectionReport, source: str) -> str:
         args += ["--no-denoise"]
     if p.get("embedder"):
         args += ["--embedder", str(p["embedder"])]
+    if report.embedding_precision:
+        args += ["--precision", report.embedding_precision]
     args += ["--out", "reduced"]
     return " ".join(shlex.quote(a) for a in args)
 
@@ -80,7 +82,7 @@ def render_dataset_card(
         },
     )
     params = {**report.params, "class_balance": report.class_balance, "keep": report.keep, "method": report.method, "formulation": report.formulation,
-              "embedder": report.embedder, "solver": report.solver, "block_size": report.block_size,
+              "embedder": report.embedder, "precision": report.embedding_precision, "solver": report.solver, "block_size": report.block_size,
               "num_reads": report.num_reads, "num_sweeps": report.num_sweeps}
     measures = {
         "energy (sum over blocks)": report.energy, "blocks": report.n_blocks,

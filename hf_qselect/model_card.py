@@ -57,7 +57,8 @@ def render_model_card(trainer: "QSelectTrainer", model_name: str | None = None) 
     if report is not None:
         rows = {
             "method": report.method, "keep rate": report.keep, "rows before": report.n_rows, "rows kept": report.n_kept,
-            "reduction": f"{report.reduction:.1%}", "embedder": report.embedder, "formulation": report.formulation,
+            "reduction": f"{report.reduction:.1%}", "embedder": report.embedder,
+            "embedding precision": report.embedding_precision, "formulation": report.formulation,
             "solver": report.solver, "seed": report.seed, "block size": report.block_size, "energy": report.energy,
             "class balance": report.class_balance, "rows flagged likely mislabelled": report.likely_mislabelled,
             "selection time (s, incl. embedding)": round(trainer.selection_seconds_, 2),

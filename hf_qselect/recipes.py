@@ -55,6 +55,7 @@ class SelectionArguments:
     class_balance: float | None = field(default=None)
     denoise: bool = field(default=True)
     embedder: str | None = field(default=None)
+    embedding_precision: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
 
 
 SUMMARY_FILE = "run_summary.json"
@@ -69,6 +70,7 @@ class PruningArguments:
     prune_at: str = field(default="start", metadata={"help": "start: prune then train; end: train, prune, recover"})
     recovery_epochs: float = field(default=1.0)
     calibration_rows: int = field(default=256)
+    ffn_multiple: int = field(default=64, metadata={"help": "round the kept FFN width down to a multiple of this (1: exact budget)"})
 
 
 RECIPE_DATACLASSES = (ModelArguments, DataArguments, SelectionArguments, PruningArguments, TrainingArguments)
@@ -169,12 +171,12 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: S
             keep=sel_args.keep, method=sel_args.method, text_column=data_args.text_column, label_column="labels",
             embedder=sel_args.embedder, solver=sel_args.solver, seed=sel_args.selection_seed,
             block_size=sel_args.block_size, num_reads=sel_args.num_reads, class_balance=sel_args.class_balance,
-            denoise=sel_args.denoise,
+            denoise=sel_args.denoise, precision=sel_args.embedding_precision,
         )
     pruner = None
     if prune_args.heads or prune_args.ffn or prune_args.layers:
         pruner = AnnealingPruner(heads=prune_args.heads, ffn=prune_args.ffn, layers=prune_args.layers, method=prune_args.prune_method,
-                                 seed=training_args.seed)
+                                 seed=training_args.seed, ffn_multiple=prune_args.ffn_multiple)
     trainer = QSelectTrainer(
         model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
         compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner, prune_at=prune_args.prune_at,

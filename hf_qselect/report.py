@@ -16,6 +16,7 @@ class SelectionReport:
     n_kept: int
     kept_per_class: dict[str, dict[str, int]]
     embedder: str | None = None
+    embedding_precision: str | None = None
     formulation: str | None = None
     solver: str | None = None
     seed: int | None = None

@@ -10,7 +10,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from .blocks import keep_count
-from .embeddings import embed_dataset, embedder_name
+from .embeddings import effective_precision, embed_dataset, embedder_name
 from .methods import NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings, effective_class_balance, registry
 from .report import SelectionReport
 from .solvers import get_solver
@@ -48,6 +48,8 @@ class InstanceSelector:
     block_size: largest block solved at once (100 fits a QPU clique).
     num_reads, num_sweeps: annealer settings (passed when the sampler accepts them).
     n_jobs: joblib workers for the blocks (-1: all cores; a joblib backend context is honoured).
+    device, precision: where and in which dtype the embedder runs; ``precision="auto"`` is float32 on CPU and
+        bfloat16/float16 on CUDA (``"bfloat16"`` is worth trying on CPUs with native bfloat16).
     cache_dir: embedding cache folder, ``None`` = ``$HF_QSELECT_CACHE`` or ``~/.cache/hf_qselect``, ``False`` = off.
     class_balance: class quotas proportional to ``n_c ** (1 - class_balance)``; ``None`` = the method's
         default (0.5, square-root quotas, for ``"qubo"``; 0, stratified, for the others).
@@ -74,6 +76,7 @@ class InstanceSelector:
         n_jobs: int | None = -1,
         batch_size: int = 64,
         device: str | None = None,
+        precision: str = "auto",
         cache_dir: Any = None,
         show_progress: bool = True,
         sampler_params: dict | None = None,
@@ -94,6 +97,7 @@ class InstanceSelector:
         self.n_jobs = n_jobs
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
         self.cache_dir = cache_dir
         self.show_progress = show_progress
         self.sampler_params = sampler_params
@@ -132,6 +136,7 @@ class InstanceSelector:
         needs_text = embeddings is None and self.method in NEEDS_EMBEDDINGS
         check_columns(ds, label_column=self.label_column, text_column=self.text_column if needs_text else None)
         plan = get_solver(self.solver) if self.method in NEEDS_SOLVER else None
+        precision = effective_precision(self.embedder, self.precision, self.device) if embeddings is None and self.method in NEEDS_EMBEDDINGS else None
         codes, classes = label_codes(ds[self.label_column], self.label_column)
         texts = text_values(ds, self.text_column) if self.text_column in ds.column_names else None
 
@@ -144,7 +149,7 @@ class InstanceSelector:
             start = time.perf_counter()
             raw, cached = embed_dataset(
                 ds, self.text_column, texts, self.embedder, cache_dir=self.cache_dir,
-                batch_size=self.batch_size, device=self.device, show_progress=self.show_progress,
+                batch_size=self.batch_size, device=self.device, show_progress=self.show_progress, precision=precision,
             )
             vectors = check_embeddings(raw, len(ds))
             timings["embed"] = time.perf_counter() - start
@@ -180,6 +185,7 @@ class InstanceSelector:
             n_kept=n_keep,
             kept_per_class={c: {"before": int(b), "after": int(a)} for c, b, a in zip(self.class_names_, before, after)},
             embedder=self._embedder_label(embeddings, vectors),
+            embedding_precision=precision,
             formulation=result.formulation,
             solver=plan.name if plan else None,
             seed=self.seed,

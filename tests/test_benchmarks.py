@@ -72,3 +72,12 @@ def test_pruning_benchmark_smoke(tiny_model_and_data, tmp_path):
     assert set(rows) == {"unpruned", "unpruned +1 epoch", "greedy heads 0.5 ffn 0.5", "qubo heads 0.5 ffn 0.5"}
     assert rows["qubo heads 0.5 ffn 0.5"]["params"] < rows["unpruned"]["params"]
     assert all(r["rows_per_second"] > 0 for r in rows.values())
+
+
+def test_ffn_width_benchmark_smoke(tiny_model_and_data, tmp_path):
+    import ffn_width as bench
+
+    model, _ = tiny_model_and_data
+    bench.main(["--model", model, "--widths", "64,32", "--heads-removed", "1", "--rows", "8", "--repeats", "1", "--out", str(tmp_path)])
+    table = (tmp_path / "ffn_width.md").read_text()
+    assert "| unpruned |" in table and "| heads -1, FFN 32 |" in table

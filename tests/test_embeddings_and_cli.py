@@ -51,3 +51,27 @@ def test_cli_select_writes_dataset_and_report(sentences, tmp_path, monkeypatch):
     # a non-empty output folder is refused, and a bad column is reported by name
     assert main(["select", "--data", str(csv), "--out", str(out)]) == 2
     assert main(["select", "--data", str(csv), "--label-column", "stars", "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_bfloat16_embeddings_match_float32_and_cache_apart(sentences, tmp_path):
+    texts = list(sentences["text"])
+    from hf_qselect.embeddings import embed_dataset, load_embedder
+
+    full, _ = embed_dataset(sentences, "text", texts, cache_dir=tmp_path, precision="float32", show_progress=False)
+    half, cached = embed_dataset(sentences, "text", texts, cache_dir=tmp_path, precision="bfloat16", show_progress=False)
+    assert not cached  # a different precision is a different cache entry
+    assert half.dtype == np.float32 and np.allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-5)
+    assert (full * half).sum(axis=1).min() > 0.99
+    assert cache_path(None, sentences._fingerprint, "text", 24, tmp_path, "bfloat16").exists()
+    model = load_embedder()
+    embed_dataset(sentences, "text", texts, model, precision="bfloat16", show_progress=False)
+    assert next(model.parameters()).dtype.is_floating_point and str(next(model.parameters()).dtype) == "torch.float32"
+
+
+def test_selector_records_precision_and_rejects_unknown(sentences, tmp_path):
+    import pytest
+
+    sel = InstanceSelector(keep=0.5, seed=0, cache_dir=tmp_path, show_progress=False, n_jobs=1, block_size=12).fit(sentences)
+    assert sel.report_.embedding_precision == "float32"  # CPU default
+    with pytest.raises(ValueError, match="precision must be one of"):
+        InstanceSelector(keep=0.5, precision="int4", cache_dir=tmp_path).fit(sentences)

@@ -159,3 +159,18 @@ def test_cli_prune_a_saved_model(sentences, tmp_path):
     assert model.config.intermediate_size == 48 and sum(l.attention.self.query.out_features for l in model.bert.encoder.layer) == 8 * D
     assert (out / "pruning.png").exists() and (out / "pruning_report.json").exists()
     assert main(["prune", str(tmp_path / "model"), "--data", str(csv), "--heads", "1.2", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_ffn_width_rounds_down_to_the_multiple(calibration):
+    from hf_qselect.pruning.pruner import ffn_keep_width
+
+    assert ffn_keep_width(1536, 0.3, 64) == 1024 and ffn_keep_width(1536, 0.3, 1) == 1075
+    assert ffn_keep_width(64, 0.25, 64) == 48  # no whole multiple left: the exact budget
+    assert ffn_keep_width(1536, 0.0, 64) == 1536
+    model = tiny()
+    pruner = AnnealingPruner(ffn=0.3, seed=0, ffn_multiple=16, show_progress=False)
+    pruner.fit_apply(model, calibration)
+    assert pruner.report_.ffn_width_after == 32 == model.config.intermediate_size  # 45 kept -> 32
+    assert all(len(n) == 32 for n in pruner.kept_neurons_.values())
+    with pytest.raises(ValueError, match="ffn_multiple"):
+        AnnealingPruner(ffn=0.3, ffn_multiple=0, show_progress=False).fit(tiny(), calibration)
