@@ -5,10 +5,12 @@
 Every method selects from each fold's training part; an evaluator trains on the kept rows and
 scores the fold's test part. ``--eval probe`` fits a logistic-regression probe on the frozen
 sentence embeddings (fast); ``--eval finetune`` fine-tunes the packaged MiniLM with ``transformers.Trainer``
-on each selection (max_len 64, ``--epochs``, ``--max-steps``) and records the training time. Methods and
-evaluators are registries, so more plug in.
+on each selection (max_len 64, batch 32) and records the training time. Its budget is either ``--epochs`` on
+each selection (smaller selections train fewer steps) or ``--max-steps``, the same number of optimizer steps
+for every run, which compares the data at equal compute. Methods and evaluators are registries, so more plug in.
 Writes ``OUT/<name>_<eval>.md`` (mean +- std; with several keep rates also the smallest keep within
-1 point of full data), ``.json`` (every fold) and, for a sweep, ``.png`` (macro-F1 against keep).
+1 point of full data), ``.json`` (every fold; ``.partial.json`` after each fold while running) and, for a
+sweep, ``.png`` (macro-F1 against keep).
 """
 from __future__ import annotations
 
@@ -107,7 +109,8 @@ def load_named(name: str) -> Dataset:
     return data["train"] if isinstance(data, DatasetDict) else data
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, checkpoint: Path | None = None) -> dict:
+    """Every method and keep rate on every fold; after each fold the results so far go to ``checkpoint``."""
     methods = args.methods.split(",")
     keeps = [float(k) for k in args.keep.split(",")]
     results: dict = {"args": vars(args), "datasets": {}}
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         scores: dict[str, dict[str, list[float]]] = {}
         seconds: dict[str, dict[str, list[float]]] = {}
         train_seconds: dict[str, dict[str, list[float]]] = {}
+        results["datasets"][name] = {"n_rows": len(ds), "macro_f1": scores, "selection_seconds": seconds, "train_seconds": train_seconds}
         for fold, (train, test) in enumerate(folds.split(emb, labels)):
             train_ds = ds.select(train)
             for method in methods:
@@ -139,16 +143,26 @@ def run(args: argparse.Namespace) -> dict:
                     scores.setdefault(method, {}).setdefault(str(keep), []).append(f1)
                     seconds.setdefault(method, {}).setdefault(str(keep), []).append(elapsed)
                     train_seconds.setdefault(method, {}).setdefault(str(keep), []).append(fit_seconds)
-                    print(f"{name} fold {fold} {method:>10} keep {keep:.2f}: macro-F1 {f1:.4f} ({elapsed:.1f}s)", file=sys.stderr)
-        results["datasets"][name] = {"n_rows": len(ds), "macro_f1": scores, "selection_seconds": seconds, "train_seconds": train_seconds}
+                    print(f"{name} fold {fold} {method:>10} keep {keep:.2f}: macro-F1 {f1:.4f} ({elapsed:.1f}s)", file=sys.stderr, flush=True)
+            if checkpoint is not None:
+                checkpoint.write_text(json.dumps(results, indent=1))
     return results
+
+
+def budget_note(args: dict) -> str:
+    """The fine-tuning budget, as the table header states it."""
+    if args["eval"] != "finetune":
+        return ""
+    if args["max_steps"] > 0:
+        return f"; {args['max_steps']} optimizer steps for every run (batch 32, max_len {args['max_length']})"
+    return f"; {args['epochs']:g} epoch(s) on each selection (batch 32, max_len {args['max_length']})"
 
 
 def markdown(results: dict, keeps: list[float]) -> str:
     """One table per dataset: methods x keep rates, macro-F1 mean +- std over folds."""
     lines = []
     for name, data in results["datasets"].items():
-        lines.append(f"**{name}** ({data['n_rows']} rows, {results['args']['folds']} folds, eval={results['args']['eval']})\n")
+        lines.append(f"**{name}** ({data['n_rows']} rows, {results['args']['folds']} folds, eval={results['args']['eval']}{budget_note(results['args'])})\n")
         lines.append("| method | " + " | ".join(f"keep {k:g}" for k in keeps) + " |")
         lines.append("|---|" + "---|" * len(keeps))
         for method, by_keep in data["macro_f1"].items():
@@ -240,9 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="selection", help="output file stem: OUT/NAME_EVAL.{md,json,png}")
     args = parser.parse_args(argv)
-    results = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    partial = out / f"{args.name}_{args.eval}.partial.json"
+    results = run(args, checkpoint=partial)
+    partial.unlink(missing_ok=True)
     keeps = [float(k) for k in args.keep.split(",")]
     table = markdown(results, keeps)
     if "full" in args.methods.split(",") and len(keeps) > 1:

@@ -36,6 +36,8 @@ def test_selection_benchmark_smoke(sentences, tmp_path, monkeypatch, evaluation)
     table = (tmp_path / "out" / f"smoke_{evaluation}.md").read_text()
     assert "reduction without loss" in table and (tmp_path / "out" / f"smoke_{evaluation}.png").exists()
     assert ("training seconds per fold" in table) == (evaluation == "finetune")
+    assert ("2 optimizer steps for every run" in table) == (evaluation == "finetune")
+    assert not (tmp_path / "out" / f"smoke_{evaluation}.partial.json").exists()
 
 
 @pytest.fixture
