@@ -38,7 +38,7 @@ bench-scale: $(VENV)/.installed
 	$(PY) benchmarks/scale.py --rows 100000 --dim 384 --classes 4
 
 bench-trainer: $(VENV)/.installed
-	$(PY) benchmarks/trainer.py --dataset builtin:vader_nyt --keep 0.5 --seeds 0,1,2 --epochs 2
+	$(PY) benchmarks/trainer.py --dataset builtin:vader_nyt --keep 0.5 --seeds 0,1,2 --epochs 3
 
 bench-pruning: $(VENV)/.installed
 	$(PY) benchmarks/pruning.py --budgets "0.4,0.3,0;0.5,0.5,0" --epochs 1 --seeds 0,1

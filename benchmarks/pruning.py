@@ -94,9 +94,33 @@ def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, dict]
     return rows
 
 
-def mean_std(values: list[float], scale: float = 1.0, digits: int = 4) -> str:
-    text = f"{scale * statistics.mean(values):.{digits}f}"
+def mean_std(values: list[float], scale: float = 1.0, digits: int = 4, sign: bool = False) -> str:
+    text = f"{scale * statistics.mean(values):{'+' if sign else ''}.{digits}f}"
     return text + (f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
+
+
+def render(args: dict, per_seed: dict) -> tuple[str, dict[str, dict]]:
+    """The markdown table (mean ± std over seeds) and its summary numbers, from every seed's rows."""
+    seeds = list(per_seed)
+    names = list(per_seed[seeds[0]])
+    lines = [f"**{args['dataset']}**, packaged MiniLM fine-tuned {args['epochs']:g} epoch(s); pruned models: prune then 1 recovery epoch "
+             f"(FFN width rounded down to a multiple of {args['ffn_multiple']}); CPU inference over {args['rows']} test rows, "
+             f"{args['threads']} threads, median of {args['repeats']} interleaved rounds; seeds {args['seeds']} (mean ± std)\n",
+             "| model | macro-F1 | Δ vs unpruned (points) | Δ vs unpruned +1 epoch (points) | parameters | params / unpruned | rows/s | speed-up |",
+             "|---|---|---|---|---|---|---|---|"]
+    summary: dict[str, dict] = {}
+    for name in names:
+        runs = [per_seed[s][name] for s in seeds]
+        f1 = [r["macro_f1"] for r in runs]
+        delta = [r["macro_f1"] - per_seed[s]["unpruned"]["macro_f1"] for s, r in zip(seeds, runs)]
+        delta_plus = [r["macro_f1"] - per_seed[s]["unpruned +1 epoch"]["macro_f1"] for s, r in zip(seeds, runs)]
+        speed = [r["rows_per_second"] / per_seed[s]["unpruned"]["rows_per_second"] for s, r in zip(seeds, runs)]
+        summary[name] = {"macro_f1": statistics.mean(f1), "delta_points": 100 * statistics.mean(delta),
+                         "delta_plus1_points": 100 * statistics.mean(delta_plus), "speedup": statistics.mean(speed), "params": runs[0]["params"]}
+        lines.append(f"| {name} | {mean_std(f1)} | {mean_std(delta, 100, 2, True)} | {mean_std(delta_plus, 100, 2, True)} | {runs[0]['params']:,} | "
+                     f"{runs[0]['params'] / per_seed[seeds[0]]['unpruned']['params']:.3f} | "
+                     f"{statistics.mean(r['rows_per_second'] for r in runs):.1f} | {mean_std(speed, 1, 2)}x |")
+    return "\n".join(lines) + "\n", summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,25 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="hfq-prune-"))
     seeds = [int(s) for s in args.seeds.split(",")]
     per_seed = {seed: run_seed(args, seed, work / f"seed{seed}") for seed in seeds}
-    names = list(per_seed[seeds[0]])
-    lines = [f"**{args.dataset}**, packaged MiniLM fine-tuned {args.epochs:g} epoch(s); pruned models: prune then 1 recovery epoch "
-             f"(FFN width rounded down to a multiple of {args.ffn_multiple}); CPU inference over {args.rows} test rows, "
-             f"{args.threads} threads, median of {args.repeats} interleaved rounds; seeds {args.seeds} (mean ± std)\n",
-             "| model | macro-F1 | Δ vs unpruned (points) | Δ vs unpruned +1 epoch (points) | parameters | params / unpruned | rows/s | speed-up |",
-             "|---|---|---|---|---|---|---|---|"]
-    summary: dict[str, dict] = {}
-    for name in names:
-        runs = [per_seed[s][name] for s in seeds]
-        f1 = [r["macro_f1"] for r in runs]
-        delta = [r["macro_f1"] - per_seed[s]["unpruned"]["macro_f1"] for s, r in zip(seeds, runs)]
-        delta_plus = [r["macro_f1"] - per_seed[s]["unpruned +1 epoch"]["macro_f1"] for s, r in zip(seeds, runs)]
-        speed = [r["rows_per_second"] / per_seed[s]["unpruned"]["rows_per_second"] for s, r in zip(seeds, runs)]
-        summary[name] = {"macro_f1": statistics.mean(f1), "delta_points": 100 * statistics.mean(delta),
-                         "delta_plus1_points": 100 * statistics.mean(delta_plus), "speedup": statistics.mean(speed), "params": runs[0]["params"]}
-        lines.append(f"| {name} | {mean_std(f1)} | {mean_std(delta, 100, 2)} | {mean_std(delta_plus, 100, 2)} | {runs[0]['params']:,} | "
-                     f"{runs[0]['params'] / per_seed[seeds[0]]['unpruned']['params']:.3f} | "
-                     f"{statistics.mean(r['rows_per_second'] for r in runs):.1f} | {mean_std(speed, 1, 2)}x |")
-    table = "\n".join(lines) + "\n"
+    table, summary = render(vars(args), per_seed)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "pruning.md").write_text(table)
     rows = per_seed[seeds[0]]

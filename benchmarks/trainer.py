@@ -1,6 +1,6 @@
 """Full data vs random vs QUBO selection with the real Trainer, side by side in one run.
 
-    python benchmarks/trainer.py --dataset builtin:vader_nyt --keep 0.5 --seeds 0,1,2 --epochs 1
+    python benchmarks/trainer.py --dataset builtin:vader_nyt --keep 0.5 --seeds 0,1,2 --epochs 3
 
 Each run is ``hf-qselect train``'s own code path (``run_recipe``): a fresh packaged MiniLM, max_len 64,
 an 80/20 stratified split that changes with the seed, selection (embedding included: every run gets an
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default="full,random,qubo")
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--epochs", type=float, default=3.0, help="as TrainingArguments.num_train_epochs (its default: 3)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--model", default="", help="model to fine-tune (default: the packaged MiniLM)")
     parser.add_argument("--block-size", type=int, default=100)
