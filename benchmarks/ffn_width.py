@@ -23,7 +23,7 @@ from hf_qselect.embeddings import default_embedder
 from hf_qselect.pruning.architecture import apply_plan, shape_of
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pruning import timed_rates  # noqa: E402
+from pruning import padded_batches, timed_rates  # noqa: E402
 
 
 def pruned_copy(base, width: int, heads_removed: int, seed: int = 0):
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(path)
     base = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
     texts = list(BUILTINS["builtin:vader_nyt"]()["text"])[: args.rows]
-    batches = [tokenizer(texts[i : i + 64], truncation=True, max_length=64, padding="max_length", return_tensors="pt")
-               for i in range(0, len(texts), 64)]
+    batches = padded_batches(tokenizer, texts)
     models = {"unpruned": base}
     for width in (int(w) for w in args.widths.split(",")):
         models[f"heads -{args.heads_removed}, FFN {width}"] = pruned_copy(base, width, args.heads_removed)

@@ -37,13 +37,15 @@ def train(model_path: str, out: Path, epochs: float, seed: int, dataset: str, pr
                       SelectionArguments(method="none", keep=1.0), pruning or PruningArguments(), args)
 
 
-def load_timed(model_dir: Path, texts: list[str], batch_size: int = 64):
-    """The saved model and its inference batches (max_len 64, padded)."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = load_pruned(model_dir).eval()
-    batches = [tokenizer(texts[i : i + batch_size], truncation=True, max_length=64, padding="max_length", return_tensors="pt")
-               for i in range(0, len(texts), batch_size)]
-    return model, batches
+def padded_batches(tokenizer, texts: list[str], batch_size: int = 64) -> list:
+    """Inference batches of ``texts``, padded to max_len 64 so every model sees the same shapes."""
+    return [tokenizer(texts[i : i + batch_size], truncation=True, max_length=64, padding="max_length", return_tensors="pt")
+            for i in range(0, len(texts), batch_size)]
+
+
+def load_timed(model_dir: Path, texts: list[str]):
+    """The saved model and its inference batches."""
+    return load_pruned(model_dir).eval(), padded_batches(AutoTokenizer.from_pretrained(model_dir), texts)
 
 
 def timed_rates(loaded: dict[str, tuple], n_rows: int, repeats: int) -> dict[str, float]:

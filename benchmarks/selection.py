@@ -158,28 +158,24 @@ def budget_note(args: dict) -> str:
     return f"; {args['epochs']:g} epoch(s) on each selection (batch 32, max_len {args['max_length']})"
 
 
+def keep_table(by_method: dict[str, dict[str, list[float]]], keeps: list[float], cell: Callable[[list[float]], str]) -> list[str]:
+    """Markdown rows of a methods x keep rates table; ``full`` fills every column with its one value."""
+    lines = ["| method | " + " | ".join(f"keep {k:g}" for k in keeps) + " |", "|---|" + "---|" * len(keeps)]
+    for method, by_keep in by_method.items():
+        values = [by_keep.get(str(1.0 if method == "full" else k)) for k in keeps]
+        lines.append(f"| {method} | " + " | ".join(cell(v) if v else "" for v in values) + " |")
+    return lines + [""]
+
+
 def markdown(results: dict, keeps: list[float]) -> str:
-    """One table per dataset: methods x keep rates, macro-F1 mean +- std over folds."""
+    """One table per dataset: methods x keep rates, macro-F1 mean +- std over folds (and training seconds)."""
     lines = []
     for name, data in results["datasets"].items():
         lines.append(f"**{name}** ({data['n_rows']} rows, {results['args']['folds']} folds, eval={results['args']['eval']}{budget_note(results['args'])})\n")
-        lines.append("| method | " + " | ".join(f"keep {k:g}" for k in keeps) + " |")
-        lines.append("|---|" + "---|" * len(keeps))
-        for method, by_keep in data["macro_f1"].items():
-            cells = []
-            for k in keeps:
-                vals = by_keep.get(str(1.0 if method == "full" else k))
-                cells.append(f"{np.mean(vals):.4f} ± {np.std(vals):.4f}" if vals else "")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += keep_table(data["macro_f1"], keeps, lambda v: f"{np.mean(v):.4f} ± {np.std(v):.4f}")
         if results["args"]["eval"] == "finetune":
             lines.append("training seconds per fold (mean)\n")
-            lines.append("| method | " + " | ".join(f"keep {k:g}" for k in keeps) + " |")
-            lines.append("|---|" + "---|" * len(keeps))
-            for method, by_keep in data["train_seconds"].items():
-                cells = [f"{np.mean(by_keep[str(1.0 if method == 'full' else k)]):.1f}" if str(1.0 if method == "full" else k) in by_keep else "" for k in keeps]
-                lines.append(f"| {method} | " + " | ".join(cells) + " |")
-            lines.append("")
+            lines += keep_table(data["train_seconds"], keeps, lambda v: f"{np.mean(v):.1f}")
     return "\n".join(lines)
 
 

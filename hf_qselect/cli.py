@@ -10,6 +10,7 @@ from pathlib import Path
 from datasets import DatasetDict, load_from_disk
 
 from .data import load_data
+from .embeddings import PRECISIONS
 from .publish import REPORT_FILE, check_repo_id, publish_reduced, with_source_index
 from .report import SelectionReport
 from .selector import InstanceSelector
@@ -42,8 +43,8 @@ def add_select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=100)
     parser.add_argument("--num-reads", type=int, default=4)
     parser.add_argument("--embedder", default=None, help="sentence-transformers path or hub id (default: packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="dtype the embedder runs in; auto: bfloat16 where the CPU/GPU computes it natively")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA")
     parser.add_argument("--n-jobs", type=int, default=-1)
     parser.add_argument("--class-balance", type=float, default=None, help="class quotas ~ n_c^(1-b); default: 0.5 for qubo, 0 otherwise")
     parser.add_argument("--no-denoise", dest="denoise", action="store_false", help="do not keep likely-mislabelled rows last")

@@ -69,7 +69,7 @@ def resolve_precision(precision: str, device: str | None) -> str:
     """The dtype the embedder runs in. ``"auto"``: bfloat16 (float16 where unsupported) on CUDA, float32 on CPU.
 
     On CPU ``"bfloat16"`` is opt-in: it pays off only on CPUs with native bfloat16 (AVX512-BF16/AMX) and once
-    its kernels are warm, and it changes embeddings slightly (cosine about 0.999), so the selection differs.
+    its kernels are warm, and it changes embeddings slightly (cosine above 0.99), so the selection differs.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
