@@ -41,7 +41,7 @@ bench-trainer: $(VENV)/.installed
 	$(PY) benchmarks/trainer.py --dataset builtin:vader_nyt --keep 0.5 --seeds 0,1,2 --epochs 3
 
 bench-pruning: $(VENV)/.installed
-	$(PY) benchmarks/pruning.py --budgets "0.4,0.3,0;0.5,0.5,0" --epochs 1 --seeds 0,1
+	$(PY) benchmarks/pruning.py --budgets "0.4,0.3,0;0.5,0.5,0" --epochs 1 --seeds 0,1,2
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -6,7 +6,8 @@
 2. reference: the same model trained one more epoch, unpruned;
 3. per budget (heads, ffn, layers) and method (greedy, qubo): prune the fine-tuned model (256 calibration rows),
    then one recovery epoch;
-4. macro-F1 on the 20% test split, parameter count, and CPU inference throughput of every model, measured
+4. macro-F1 on the 20% test split (for pruned models also just after pruning, before the recovery epoch:
+   what the choice of units costs by itself), parameter count, and CPU inference throughput of every model, measured
    in this run (same batches, ``--threads`` threads, median of ``--repeats`` rounds, models interleaved);
 5. ``--seeds`` repeats it all per seed (its own split, training order and annealing); the table is mean ± std.
 """
@@ -108,8 +109,9 @@ def render(args: dict, per_seed: dict) -> tuple[str, dict[str, dict]]:
     lines = [f"**{args['dataset']}**, packaged MiniLM fine-tuned {args['epochs']:g} epoch(s); pruned models: prune then 1 recovery epoch "
              f"(FFN width rounded down to a multiple of {args['ffn_multiple']}); CPU inference over {args['rows']} test rows, "
              f"{args['threads']} threads, median of {args['repeats']} interleaved rounds; seeds {args['seeds']} (mean ± std)\n",
-             "| model | macro-F1 | Δ vs unpruned (points) | Δ vs unpruned +1 epoch (points) | parameters | params / unpruned | rows/s | speed-up |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | macro-F1 just after pruning | macro-F1 | Δ vs unpruned (points) | Δ vs unpruned +1 epoch (points) | parameters | "
+             "params / unpruned | rows/s | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|"]
     summary: dict[str, dict] = {}
     for name in names:
         runs = [per_seed[s][name] for s in seeds]
@@ -119,7 +121,9 @@ def render(args: dict, per_seed: dict) -> tuple[str, dict[str, dict]]:
         speed = [r["rows_per_second"] / per_seed[s]["unpruned"]["rows_per_second"] for s, r in zip(seeds, runs)]
         summary[name] = {"macro_f1": statistics.mean(f1), "delta_points": 100 * statistics.mean(delta),
                          "delta_plus1_points": 100 * statistics.mean(delta_plus), "speedup": statistics.mean(speed), "params": runs[0]["params"]}
-        lines.append(f"| {name} | {mean_std(f1)} | {mean_std(delta, 100, 2, True)} | {mean_std(delta_plus, 100, 2, True)} | {runs[0]['params']:,} | "
+        pruned_f1 = [r["pruning_metrics"]["after"]["macro_f1"] for r in runs if r.get("pruning_metrics", {}).get("after")]
+        summary[name]["macro_f1_just_after_pruning"] = statistics.mean(pruned_f1) if pruned_f1 else None
+        lines.append(f"| {name} | {mean_std(pruned_f1) if pruned_f1 else '–'} | {mean_std(f1)} | {mean_std(delta, 100, 2, True)} | {mean_std(delta_plus, 100, 2, True)} | {runs[0]['params']:,} | "
                      f"{runs[0]['params'] / per_seed[seeds[0]]['unpruned']['params']:.3f} | "
                      f"{statistics.mean(r['rows_per_second'] for r in runs):.1f} | {mean_std(speed, 1, 2)}x |")
     return "\n".join(lines) + "\n", summary

@@ -235,6 +235,33 @@ def plot_sweep(results: dict, keeps: list[float], path: Path) -> None:
     plt.close(fig)
 
 
+def check_merge(old: dict, new: dict) -> None:
+    """Raise unless runs with settings ``new`` can be merged into results run with settings ``old``."""
+    for key in ("folds", "seed", "eval", "max_steps", "epochs", "max_length", "model"):
+        if old.get(key) != new.get(key):
+            raise ValueError(f"--merge: {key}={new.get(key)!r} differs from the existing results' {old.get(key)!r}")
+    if not set(new["keep"].split(",")) <= set(old["keep"].split(",")):
+        raise ValueError(f"--merge: keep rates {new['keep']} are not all in the existing results' {old['keep']}")
+    missing = set(new["datasets"].split(",")) - set(old["datasets"].split(","))
+    if missing:
+        raise ValueError(f"--merge: datasets {sorted(missing)} are not in the existing results")
+
+
+def merge_results(old: dict, new: dict) -> dict:
+    """``old`` with the methods of ``new`` replaced (or added); see :func:`check_merge`."""
+    check_merge(old["args"], new["args"])
+    methods = old["args"]["methods"].split(",")
+    methods += [m for m in new["args"]["methods"].split(",") if m not in methods]
+    merged = {"args": {**old["args"], "methods": ",".join(methods)}, "datasets": old["datasets"]}
+    for name, data in new["datasets"].items():
+        for field, by_method in data.items():
+            if isinstance(by_method, dict):
+                for method, by_keep in by_method.items():
+                    merged["datasets"][name][field].setdefault(method, {}).update(by_keep)
+    merged["merged"] = old.get("merged", []) + [{"methods": new["args"]["methods"], "keep": new["args"]["keep"]}]
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="vader_nyt,rotten_tomatoes")
@@ -253,15 +280,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="selection", help="output file stem: OUT/NAME_EVAL.{md,json,png}")
+    parser.add_argument("--merge", action="store_true",
+                        help="re-run --methods into the existing OUT/NAME_EVAL.json (same datasets, folds, keeps and seed): "
+                             "their rows are replaced, every other method's rows are kept, and the outputs are re-rendered")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f"{args.name}_{args.eval}.partial.json"
+    existing = out / f"{args.name}_{args.eval}.json"
+    if args.merge:
+        if not existing.exists():
+            raise FileNotFoundError(f"--merge: no existing results at {existing}")
+        check_merge(json.loads(existing.read_text())["args"], vars(args))
     results = run(args, checkpoint=partial)
     partial.unlink(missing_ok=True)
-    keeps = [float(k) for k in args.keep.split(",")]
+    if args.merge:
+        results = merge_results(json.loads(existing.read_text()), results)
+    keeps = [float(k) for k in results["args"]["keep"].split(",")]
     table = markdown(results, keeps)
-    if "full" in args.methods.split(",") and len(keeps) > 1:
+    if "full" in results["args"]["methods"].split(",") and len(keeps) > 1:
         table += "\n" + reduction_without_loss(results, keeps)
         plot_sweep(results, keeps, out / f"{args.name}_{args.eval}.png")
     (out / f"{args.name}_{args.eval}.md").write_text(table)

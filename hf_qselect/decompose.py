@@ -3,7 +3,10 @@
 Blocks are grouped into chunks; each chunk is one disjoint-union BQM built from NumPy
 arrays with each block's exact-k penalty ``lambda_b (sum x - k_b)^2``. Because blocks
 share no variables, the best read is chosen per block. A block whose best read keeps
-the wrong count is repaired greedily so the result always keeps exactly ``k_b``.
+the wrong count is repaired greedily so the result always keeps exactly ``k_b``; then
+``swap_descent`` exchanges a kept and a dropped row while that lowers the energy, so every
+answer is a local minimum among the exact-k subsets (the annealer's single flips cannot
+move between two of those without breaking the count).
 A user's joblib backend (Ray, Dask) spreads the chunks over a cluster.
 """
 from __future__ import annotations
@@ -62,7 +65,34 @@ def repair(q: BlockQUBO, x: np.ndarray) -> np.ndarray:
     return x.astype(np.int8)
 
 
-def _solve_chunk(blocks: list[BlockQUBO], sampler: dimod.Sampler, kwargs: dict) -> list[BlockSolution]:
+def swap_descent(q: BlockQUBO, x: np.ndarray, max_swaps: int | None = None) -> tuple[np.ndarray, int]:
+    """Best-improvement swaps (one kept row out, one dropped row in) until none lowers ``q.energy``.
+
+    Keeps the count. With ``g = h + W x`` the marginal cost of each row given the others, swapping
+    kept ``i`` for dropped ``j`` changes the energy by ``g_j - g_i - W_ij``. Returns the answer and the
+    number of swaps made."""
+    x = x.astype(np.float64).copy()
+    W = q.J + q.J.T
+    diag = np.diag(q.J).copy()
+    np.fill_diagonal(W, 0.0)
+    h = q.h + diag
+    limit = q.size * q.size if max_swaps is None else max_swaps
+    swaps = 0
+    while swaps < limit:
+        kept, dropped = np.flatnonzero(x == 1), np.flatnonzero(x == 0)
+        if not len(kept) or not len(dropped):
+            break
+        g = h + W @ x
+        delta = g[dropped][None, :] - g[kept][:, None] - W[np.ix_(kept, dropped)]
+        a, b = np.unravel_index(int(np.argmin(delta)), delta.shape)
+        if delta[a, b] >= -1e-9 * (1.0 + abs(float(q.energy(x)))):
+            break
+        x[kept[a]], x[dropped[b]] = 0.0, 1.0
+        swaps += 1
+    return x.astype(np.int8), swaps
+
+
+def _solve_chunk(blocks: list[BlockQUBO], sampler: dimod.Sampler, kwargs: dict, polish: bool = True) -> list[BlockSolution]:
     """Sample one chunk and return the best (repaired if needed) solution of each block."""
     bqm = penalised_bqm(blocks)
     sampleset = sampler.sample(bqm, **kwargs)
@@ -77,6 +107,8 @@ def _solve_chunk(blocks: list[BlockQUBO], sampler: dimod.Sampler, kwargs: dict) 
         best = reads[int(np.argmin(penalised))]
         needs_repair = int(best.sum()) != q.k
         x = repair(q, best) if needs_repair else best.astype(np.int8)
+        if polish:
+            x, _ = swap_descent(q, x)
         solutions.append(BlockSolution(x=x, energy=float(q.energy(x)), repaired=needs_repair))
     return solutions
 
@@ -109,8 +141,10 @@ def solve_blocks(
     n_jobs: int | None = -1,
     sampler_params: dict | None = None,
     show_progress: bool = True,
+    polish: bool = True,
 ) -> list[BlockSolution]:
-    """Solve every block; the answer keeps exactly ``q.k`` rows in each block ``q``."""
+    """Solve every block; the answer keeps exactly ``q.k`` rows in each block ``q``, polished by
+    :func:`swap_descent` unless ``polish=False``."""
     if plan.name == "exact":
         too_big = [q.size for q in blocks if q.size > EXACT_MAX_VARIABLES]
         if too_big:
@@ -124,7 +158,7 @@ def solve_blocks(
         kwargs = dict(base)
         if chunk_seed is not None and "seed" in (plan.sampler.parameters or {}):
             kwargs["seed"] = int(chunk_seed) % (2**31 - 1)
-        jobs.append(delayed(_solve_chunk)(chunk, plan.sampler, kwargs))
+        jobs.append(delayed(_solve_chunk)(chunk, plan.sampler, kwargs, polish))
     if plan.name in CLOUD_SOLVERS or len(jobs) == 1:
         n_jobs = 1
     results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -32,6 +32,7 @@ class SolveSettings:
     class_balance: float | None = None
     denoise: bool = True
     noise_confidence: float = 0.8
+    polish: bool = True
 
 
 @dataclass
@@ -70,7 +71,8 @@ def select_random(embeddings: np.ndarray | None, codes: np.ndarray, n_keep: int,
 def anneal(qubos: list[BlockQUBO], settings: SolveSettings):
     """Solve block QUBOs with the settings' solver plan, reads, sweeps, seed and joblib workers."""
     return solve_blocks(qubos, settings.plan, num_reads=settings.num_reads, num_sweeps=settings.num_sweeps, seed=settings.seed,
-                        n_jobs=settings.n_jobs, sampler_params=settings.sampler_params, show_progress=settings.show_progress)
+                        n_jobs=settings.n_jobs, sampler_params=settings.sampler_params, show_progress=settings.show_progress,
+                        polish=settings.polish)
 
 
 def _solve_qubos(qubos: list[BlockQUBO], n_rows: int, settings: SolveSettings, formulation: str, timings: dict) -> MethodResult:
@@ -119,6 +121,7 @@ def select_pasin2024(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, set
 
     One deviation, documented: the batch quotas are apportioned so the total is exactly
     ``n_keep`` (the published code keeps ``int(batch * keep)`` per batch, which rounds down).
+    The annealer's answers are used as they come (no swap polish), as in the paper.
     """
     timings = {}
     start = time.perf_counter()
@@ -130,7 +133,7 @@ def select_pasin2024(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, set
     share = np.bincount(codes) / len(codes)
     qubos = [pasin_block(b, embeddings, codes, share, int(k)) for b, k in zip(blocks, quotas)]
     timings["qubo"] = time.perf_counter() - start
-    return _solve_qubos(qubos, len(codes), settings, "pasin2024", timings)
+    return _solve_qubos(qubos, len(codes), replace(settings, polish=False), "pasin2024", timings)
 
 
 MethodFn = Callable[[np.ndarray, np.ndarray, int, SolveSettings], MethodResult]

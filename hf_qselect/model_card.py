@@ -79,6 +79,9 @@ def render_model_card(trainer: "QSelectTrainer", model_name: str | None = None) 
                 "attention heads": f"{r.heads_before} -> {r.heads_after}", "FFN width": f"{r.ffn_width_before} -> {r.ffn_width_after}",
                 "parameters": f"{r.params_before:,} -> {r.params_after:,} ({1 - r.params_after / r.params_before:.1%} fewer)",
                 "calibration rows": r.calibration_rows}
+        for name in ("macro_f1", "accuracy", "loss"):
+            if name in r.metrics_before and name in r.metrics_after:
+                rows[f"eval {name}: before -> just after pruning"] = f"{r.metrics_before[name]:.4f} -> {r.metrics_after[name]:.4f}"
         heads = "\n".join(f"| {layer} | {r.kept_heads[str(layer)]} |" for layer in r.layers_kept)
         pruning = ("| what | value |\n|---|---|\n" + _table({k: v for k, v in rows.items() if v is not None})
                    + "\n\n| layer (original index) | kept heads |\n|---|---|\n" + heads

@@ -209,6 +209,7 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: S
     }
     if pruner is not None:
         summary["pruning"] = pruner.report_.summary()
+        summary["pruning_metrics"] = {"before": pruner.report_.metrics_before, "after": pruner.report_.metrics_after}
     if trainer.is_world_process_zero():
         (Path(training_args.output_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -55,6 +55,8 @@ class InstanceSelector:
         default (0.5, square-root quotas, for ``"qubo"``; 0, stratified, for the others).
     denoise: ``"qubo"`` only: rows an out-of-fold LDA confidently assigns to another class are kept last.
     noise_confidence: the confidence that makes such a row "likely mislabelled".
+    polish: swap a kept and a dropped row of a block while that lowers its energy, after annealing
+        (``"qubo"``; ``"pasin2024"`` always uses the annealer's answer as published).
 
     Fitted attributes: ``mask_``, ``indices_``, ``report_``, ``classes_``, ``codes_`` (label index per row),
     ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``.
@@ -83,6 +85,7 @@ class InstanceSelector:
         class_balance: float | None = None,
         denoise: bool = True,
         noise_confidence: float = 0.8,
+        polish: bool = True,
     ):
         self.keep = keep
         self.method = method
@@ -104,6 +107,7 @@ class InstanceSelector:
         self.class_balance = class_balance
         self.denoise = denoise
         self.noise_confidence = noise_confidence
+        self.polish = polish
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters (scikit-learn style); an embedder object is given by its name."""
@@ -159,7 +163,7 @@ class InstanceSelector:
             plan=plan, seed=self.seed, block_size=int(self.block_size), num_reads=self.num_reads,
             num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
             show_progress=self.show_progress, class_balance=self.class_balance, denoise=self.denoise,
-            noise_confidence=self.noise_confidence,
+            noise_confidence=self.noise_confidence, polish=bool(self.polish),
         )
         result = methods[self.method](vectors, codes, n_keep, settings)
         timings.update(result.timings)

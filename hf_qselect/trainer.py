@@ -42,11 +42,14 @@ class QSelectTrainer(Trainer):
         pruner: an unfitted :class:`~hf_qselect.pruning.AnnealingPruner`, scored on the (selected) training rows.
         prune_at: ``"start"`` prunes then fine-tunes; ``"end"`` fine-tunes, prunes, then trains ``recovery_epochs`` more.
         calibration_rows: how many training rows the pruner scores units on.
+        evaluate_pruning: with an ``eval_dataset``, evaluate just before and just after pruning (two eval passes);
+            the metrics go to ``pruner.report_`` and the model card.
     After training: ``selection_report_``, ``selection_seconds_``, ``pruner.report_``.
     """
 
     def __init__(self, *args, instance_selector: InstanceSelector | None = None, selection_dataset: Dataset | None = None,
-                 pruner: Any = None, prune_at: str = "start", recovery_epochs: float = 1.0, calibration_rows: int = 256, **kwargs):
+                 pruner: Any = None, prune_at: str = "start", recovery_epochs: float = 1.0, calibration_rows: int = 256,
+                 evaluate_pruning: bool = True, **kwargs):
         given = inspect.signature(Trainer.__init__).bind_partial(self, *args, **kwargs).arguments
         if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
             raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
@@ -55,6 +58,7 @@ class QSelectTrainer(Trainer):
         self.selection_dataset = selection_dataset
         self.pruner, self.prune_at = pruner, prune_at
         self.recovery_epochs, self.calibration_rows = recovery_epochs, calibration_rows
+        self.evaluate_pruning = evaluate_pruning
         self.selection_report_ = None
         self.selection_seconds_ = 0.0
         self.rows_before_selection_ = len(self.train_dataset) if isinstance(self.train_dataset, Dataset) else None
@@ -144,15 +148,26 @@ class QSelectTrainer(Trainer):
     def prune_model(self) -> None:
         """Fit the pruner on up to ``calibration_rows`` training rows and remove the units from ``self.model``."""
         rows = self.train_dataset.select(range(min(self.calibration_rows, len(self.train_dataset))))
-        self.pruner.fit(self.model, rows).apply(self.model)
+        self.pruner.fit(self.model, rows)
+        before = self._pruning_metrics("before")
+        self.pruner.apply(self.model)
         self.model_wrapped = self.model
         self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones
         report = self.pruner.report_
+        report.metrics_before, report.metrics_after = before, self._pruning_metrics("after")
         self.pruning_record_ = {
             "pruning/params_before": report.params_before, "pruning/params_after": report.params_after,
             "pruning/heads_after": report.heads_after, "pruning/ffn_width_after": report.ffn_width_after,
             "pruning/layers_after": len(report.layers_kept), "pruning/method": report.method,
         }
+
+    def _pruning_metrics(self, when: str) -> dict[str, float]:
+        """Eval metrics right before or after the units are removed (``{}`` without an eval_dataset or with
+        ``evaluate_pruning=False``), so the card separates what pruning costs from what recovery buys back."""
+        if not self.evaluate_pruning or self.eval_dataset is None:
+            return {}
+        metrics = self.evaluate(metric_key_prefix=f"pruning_{when}")
+        return {k.removeprefix(f"pruning_{when}_"): float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
     def train(self, *args, **kwargs):
         self.select_training_data()

@@ -74,6 +74,10 @@ def test_pruning_benchmark_smoke(tiny_model_and_data, tmp_path):
     assert set(rows) == {"unpruned", "unpruned +1 epoch", "greedy heads 0.5 ffn 0.5", "qubo heads 0.5 ffn 0.5"}
     assert rows["qubo heads 0.5 ffn 0.5"]["params"] < rows["unpruned"]["params"]
     assert all(r["rows_per_second"] > 0 for r in rows.values())
+    after = rows["qubo heads 0.5 ffn 0.5"]["pruning_metrics"]["after"]
+    assert 0.0 <= after["macro_f1"] <= 1.0 and "pruning_metrics" not in rows["unpruned"]
+    table = (tmp_path / "out" / "pruning.md").read_text()
+    assert f"| qubo heads 0.5 ffn 0.5 | {after['macro_f1']:.4f} |" in table and "| unpruned | – |" in table
 
 
 def test_ffn_width_benchmark_smoke(tiny_model_and_data, tmp_path):
@@ -92,3 +96,24 @@ def test_reduction_without_loss_stops_at_the_first_dip():
     table = selection.reduction_without_loss({"datasets": {"d": {"macro_f1": scores}}}, [0.75, 0.5, 0.25])
     assert "| d | a | 0.75 | 25% |" in table  # 0.5 is 2 points down, so 0.25 does not count
     assert "| d | b | none | 0% |" in table
+
+
+def test_selection_merge_replaces_only_the_rerun_methods(sentences, tmp_path, monkeypatch):
+    import selection
+
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data.csv"
+    Dataset.from_dict({"text": list(sentences["text"]) * 3, "label": list(sentences["label"]) * 3}).to_csv(str(data))
+    common = ["--datasets", str(data), "--folds", "2", "--out", str(tmp_path / "out"), "--name", "m"]
+    selection.main(common + ["--methods", "full,random,qubo", "--keep", "0.75,0.5"])
+    path = tmp_path / "out" / "m_probe.json"
+    before = json.loads(path.read_text())["datasets"][str(data)]["macro_f1"]
+    selection.main(common + ["--methods", "random@class_balance=0.5,qubo@polish=False", "--keep", "0.5", "--merge"])
+    after = json.loads(path.read_text())
+    scores = after["datasets"][str(data)]["macro_f1"]
+    assert after["args"]["methods"] == "full,random,qubo,random@class_balance=0.5,qubo@polish=False"
+    assert scores["full"] == before["full"] and scores["random"] == before["random"] and scores["qubo"] == before["qubo"]
+    assert set(scores["qubo@polish=False"]) == {"0.5"} and len(scores["qubo@polish=False"]["0.5"]) == 2
+    assert "qubo@polish=False" in (tmp_path / "out" / "m_probe.md").read_text()
+    with pytest.raises(ValueError, match="folds=3"):
+        selection.main(common[:2] + ["--folds", "3"] + common[4:] + ["--methods", "random", "--keep", "0.5", "--merge"])

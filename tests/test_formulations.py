@@ -3,7 +3,7 @@ import itertools
 
 import numpy as np
 
-from hf_qselect.decompose import penalised_bqm, repair
+from hf_qselect.decompose import penalised_bqm, repair, swap_descent
 from hf_qselect.formulations import mmd_block, pasin_block
 
 from .conftest import clustered
@@ -79,3 +79,19 @@ def test_repair_reaches_exact_k():
     q = mmd_block(np.arange(15), emb, k=5)
     assert repair(q, np.ones(15)).sum() == 5
     assert repair(q, np.zeros(15)).sum() == 5
+
+
+def test_swap_descent_keeps_the_count_and_ends_where_no_swap_helps():
+    emb, _ = clustered(14, dim=8)
+    q = mmd_block(np.arange(14), emb, k=5)
+    start = np.array([1, 1, 1, 1, 1] + [0] * 9, dtype=np.int8)
+    x, swaps = swap_descent(q, start)
+    assert x.sum() == 5 and swaps > 0 and q.energy(x) < q.energy(start)
+    kept, dropped = np.flatnonzero(x), np.flatnonzero(x == 0)
+    for i in kept:  # brute force: no single exchange lowers the energy any more
+        for j in dropped:
+            y = x.copy()
+            y[i], y[j] = 0, 1
+            assert q.energy(y) >= q.energy(x) - 1e-9
+    best = min(q.energy(np.isin(np.arange(14), c).astype(np.int8)) for c in itertools.combinations(range(14), 5))
+    assert q.energy(x) >= best - 1e-9

@@ -71,12 +71,17 @@ def test_ffn_and_layer_pruning_round_trip_through_plain_from_pretrained(calibrat
         assert torch.equal(BertForSequenceClassification.from_pretrained(tmp_path / "p").eval()(x).logits, model(x).logits)
 
 
-def test_unit_qubo_energy_matches_independent_recomputation():
-    rng = np.random.default_rng(4)
-    importance = rng.random(30) + 0.1
-    vectors = rng.normal(size=(30, 12))
+def random_units(n: int, dim: int, seed: int, block_size: int) -> tuple[np.ndarray, np.ndarray, SolveSettings]:
+    """Importance, unit-norm signal vectors and SA settings for ``n`` random units."""
+    rng = np.random.default_rng(seed)
+    importance = rng.random(n) + 0.05
+    vectors = rng.normal(size=(n, dim))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    settings = SolveSettings(plan=get_solver("sa"), seed=0, block_size=100, n_jobs=1)
+    return importance, vectors, SolveSettings(plan=get_solver("sa"), seed=0, block_size=block_size, n_jobs=1)
+
+
+def test_unit_qubo_energy_matches_independent_recomputation():
+    importance, vectors, settings = random_units(30, 12, seed=4, block_size=100)
     choice = select_units(importance, vectors, 10, settings, beta=0.5)
     kept = choice.kept
     scale = importance.mean()
@@ -87,6 +92,15 @@ def test_unit_qubo_energy_matches_independent_recomputation():
     assert len(kept) == 10 and np.isclose(choice.energy, expected)
     greedy = select_units(importance, vectors, 10, SolveSettings(plan=None), beta=0.5)
     assert set(greedy.kept) == set(np.argsort(-importance)[:10])
+
+
+def test_block_quotas_follow_the_importance_ranking():
+    importance, vectors, settings = random_units(250, 16, seed=5, block_size=40)
+    plain = select_units(importance, vectors, 60, settings, beta=0.0)
+    assert plain.blocks > 1
+    assert np.array_equal(plain.kept, np.sort(np.argsort(-importance)[:60]))
+    redundant = select_units(importance, vectors, 60, settings, beta=2.0)
+    assert len(redundant.kept) == 60
 
 
 def test_no_layer_is_left_without_heads(calibration):

@@ -156,10 +156,16 @@ def test_pruning_with_the_trainer(tokenized, tokenizer, tmp_path, prune_at):
 
     model = tiny_bert(tokenizer)
     pruner = AnnealingPruner(heads=0.5, ffn=0.25, seed=0, show_progress=False)
-    trainer = QSelectTrainer(model=model, args=args(tmp_path), train_dataset=tokenized, processing_class=tokenizer,
+    evaluation = tokenized.select(range(16)) if prune_at == "end" else None  # "start": no eval set, nothing evaluated
+    trainer = QSelectTrainer(model=model, args=args(tmp_path), train_dataset=tokenized, processing_class=tokenizer, eval_dataset=evaluation,
                              instance_selector=selector(), pruner=pruner, prune_at=prune_at, recovery_epochs=1)
     trainer.train()
     assert sum(p.numel() for p in trainer.model.parameters()) == pruner.report_.params_after < pruner.report_.params_before
+    before, after = pruner.report_.metrics_before, pruner.report_.metrics_after
+    if prune_at == "end":
+        assert before["loss"] != after["loss"]  # evaluated on the model before and after the units went
+    else:
+        assert before == after == {}
     assert trainer.model.bert.encoder.layer[0].intermediate.dense.out_features == 48
     history = trainer.state.log_history
     assert any("pruning/params_after" in e for e in history) and any("selection/rows_kept" in e for e in history)
@@ -168,6 +174,7 @@ def test_pruning_with_the_trainer(tokenized, tokenizer, tmp_path, prune_at):
     trainer.save_model(str(out))
     card = (out / "README.md").read_text()
     assert f"{pruner.report_.params_after:,}" in card and "pruning.png" in card and (out / "pruning.png").exists()
+    assert ("eval loss: before -> just after pruning" in card) == (prune_at == "end")
     x = torch.randint(1, 100, (2, 9))
     with torch.no_grad():
         assert torch.equal(load_pruned(out)(x).logits, trainer.model.eval()(x).logits)

@@ -6,8 +6,11 @@ For units with importance ``s`` (scaled to mean 1 within the set) and redundancy
 
 The first term keeps important units; the second charges for keeping two units that carry the same
 signal (``beta = 0`` is plain importance ranking). Many units (1536 FFN neurons a layer) are split into
-blocks of correlated units by principal-direction bisection of their signal vectors, with the layer's
-quota apportioned over blocks, so the QUBOs stay small and the redundant pairs stay inside one block.
+blocks of correlated units by principal-direction bisection of their signal vectors, so the QUBOs stay
+small and the redundant pairs stay inside one block. A block's quota is the number of its units that
+importance ranking would keep over the whole set (``ranked_quotas``), not its share of the units: a block
+of unimportant neurons is not forced to keep two thirds of them, and ``beta = 0`` gives exactly the
+ranking's choice, so the QUBO only re-decides inside each block which units carry distinct signal.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..blocks import apportion, bisect
+from ..blocks import bisect
 from ..formulations import BlockQUBO, boundary_penalty
 from ..methods import SolveSettings, anneal
 
@@ -38,6 +41,13 @@ def unit_qubo(index: np.ndarray, importance: np.ndarray, vectors: np.ndarray, k:
     return BlockQUBO(index=index, h=h, J=J, offset=0.0, k=k, penalty=boundary_penalty(h, J, k))
 
 
+def ranked_quotas(importance: np.ndarray, parts: list[np.ndarray], k: int) -> np.ndarray:
+    """How many of each part's units are among the ``k`` most important of all (ties by index)."""
+    top = np.zeros(len(importance), dtype=bool)
+    top[np.argsort(-importance, kind="stable")[:k]] = True
+    return np.array([int(top[p].sum()) for p in parts])
+
+
 def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: SolveSettings, beta: float = 0.5) -> UnitChoice:
     """Keep ``k`` of ``len(importance)`` units: greedy when ``settings.plan`` is None, else annealed QUBOs."""
     n = len(importance)
@@ -49,7 +59,7 @@ def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: 
         return UnitChoice(kept=np.sort(np.argsort(-importance, kind="stable")[:k]), energy=0.0, repaired=0, blocks=0)
     scale = float(np.mean(importance)) or 1.0
     parts = bisect(vectors.astype(np.float32), np.arange(n), settings.block_size) if n > settings.block_size else [np.arange(n)]
-    quotas = apportion(k, np.array([len(p) for p in parts]))
+    quotas = ranked_quotas(importance, parts, k)
     qubos = [unit_qubo(p, importance, vectors, int(q), beta, scale) for p, q in zip(parts, quotas) if q > 0]
     solutions = anneal(qubos, settings)
     kept = np.sort(np.concatenate([q.index[s.x.astype(bool)] for q, s in zip(qubos, solutions)]))

@@ -27,6 +27,8 @@ class PruningReport:
     params_before: int | None = None
     params_after: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    metrics_before: dict[str, float] = field(default_factory=dict)  # eval metrics just before pruning (QSelectTrainer)
+    metrics_after: dict[str, float] = field(default_factory=dict)  # ... and just after, before any further training
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
