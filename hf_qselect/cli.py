@@ -48,6 +48,7 @@ def add_select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=-1)
     parser.add_argument("--class-balance", type=float, default=None, help="class quotas ~ n_c^(1-b); default: 0.5 for qubo, 0 otherwise")
     parser.add_argument("--no-denoise", dest="denoise", action="store_false", help="do not keep likely-mislabelled rows last")
+    parser.add_argument("--no-polish", dest="polish", action="store_false", help="use the annealer's answers without the swap polish")
 
 
 def selector_from_args(args: argparse.Namespace) -> InstanceSelector:
@@ -55,7 +56,7 @@ def selector_from_args(args: argparse.Namespace) -> InstanceSelector:
         keep=args.keep, method=args.method, text_column=args.text_column, label_column=args.label_column,
         embedder=args.embedder, solver=args.solver, seed=args.seed, block_size=args.block_size,
         num_reads=args.num_reads, n_jobs=args.n_jobs, class_balance=args.class_balance, denoise=args.denoise,
-        precision=args.precision,
+        precision=args.precision, polish=args.polish,
     )
 
 

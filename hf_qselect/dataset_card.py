@@ -50,6 +50,8 @@ def reproduce_command(report: SelectionReport, source: str) -> str:
         args += ["--class-balance", str(report.class_balance)]
     if p.get("denoise") is False:
         args += ["--no-denoise"]
+    if p.get("polish") is False:
+        args += ["--no-polish"]
     if p.get("embedder"):
         args += ["--embedder", str(p["embedder"])]
     if report.embedding_precision:

@@ -46,7 +46,9 @@ def test_cli_select_writes_dataset_and_report(sentences, tmp_path, monkeypatch):
     for row in reduced:  # each kept row maps back to its source row
         assert list(sentences["text"])[row["source_index"]] == row["text"]
     report = json.loads((out / "selection_report.json").read_text())
-    assert report["n_kept"] == 6 and report["n_rows"] == 24 and report["solver"] == "sa"
+    assert report["n_kept"] == 6 and report["n_rows"] == 24 and report["solver"] == "sa" and report["params"]["polish"] is True
+    assert main(["select", "--data", str(csv), "--keep", "0.25", "--block-size", "12", "--n-jobs", "1", "--no-polish", "--out", str(tmp_path / "raw")]) == 0
+    assert json.loads((tmp_path / "raw" / "selection_report.json").read_text())["params"]["polish"] is False
     assert set(list(reduced["text"])) <= set(list(sentences["text"]))
     # a non-empty output folder is refused, and a bad column is reported by name
     assert main(["select", "--data", str(csv), "--out", str(out)]) == 2

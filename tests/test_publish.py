@@ -143,3 +143,19 @@ def test_cli_select_then_publish(sentences, tmp_path, monkeypatch):
     direct = tmp_path / "direct"
     assert main(["select", "--data", str(csv), "--keep", "0.5", "--block-size", "12", "--n-jobs", "1", "--out", str(direct), "--publish"]) == 0
     assert (direct / "selection_map.png").exists() and len(load_dataset(str(direct), cache_dir=str(tmp_path / "hf_cache"))["train"]) == 12
+
+
+def test_reproduce_command_rebuilds_the_same_selector(fitted):
+    import shlex
+
+    from hf_qselect.cli import build_parser, selector_from_args
+    from hf_qselect.dataset_card import reproduce_command
+
+    ds, _ = fitted
+    emb, _ = clustered(300, classes=3, seed=2)
+    sel = InstanceSelector(keep=0.4, seed=3, block_size=50, show_progress=False, n_jobs=1, denoise=False, polish=False,
+                           class_balance=0.25).fit(ds, embeddings=emb)
+    argv = shlex.split(reproduce_command(sel.report_, "org/snippets"))[1:]
+    rebuilt = selector_from_args(build_parser().parse_args(argv)).get_params()
+    for name in ("keep", "method", "seed", "block_size", "num_reads", "class_balance", "denoise", "polish", "solver"):
+        assert rebuilt[name] == sel.get_params()[name], name
