@@ -248,8 +248,7 @@ def check_merge(old: dict, new: dict) -> None:
 
 
 def merge_results(old: dict, new: dict) -> dict:
-    """``old`` with the methods of ``new`` replaced (or added); see :func:`check_merge`."""
-    check_merge(old["args"], new["args"])
+    """``old`` with the methods of ``new`` replaced (or added); the caller has run :func:`check_merge`."""
     methods = old["args"]["methods"].split(",")
     methods += [m for m in new["args"]["methods"].split(",") if m not in methods]
     merged = {"args": {**old["args"], "methods": ",".join(methods)}, "datasets": old["datasets"]}
@@ -288,14 +287,16 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f"{args.name}_{args.eval}.partial.json"
     existing = out / f"{args.name}_{args.eval}.json"
+    previous = None
     if args.merge:
         if not existing.exists():
             raise FileNotFoundError(f"--merge: no existing results at {existing}")
-        check_merge(json.loads(existing.read_text())["args"], vars(args))
+        previous = json.loads(existing.read_text())
+        check_merge(previous["args"], vars(args))  # before the run, so a mismatch costs nothing
     results = run(args, checkpoint=partial)
     partial.unlink(missing_ok=True)
-    if args.merge:
-        results = merge_results(json.loads(existing.read_text()), results)
+    if previous is not None:
+        results = merge_results(previous, results)
     keeps = [float(k) for k in results["args"]["keep"].split(",")]
     table = markdown(results, keeps)
     if "full" in results["args"]["methods"].split(",") and len(keeps) > 1:

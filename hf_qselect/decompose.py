@@ -50,16 +50,24 @@ def penalised_bqm(blocks: list[BlockQUBO]) -> dimod.BinaryQuadraticModel:
     )
 
 
+def marginal_form(q: BlockQUBO) -> tuple[np.ndarray, np.ndarray]:
+    """``(h, W)`` with ``J``'s diagonal folded into ``h`` and ``W = J + J^T`` zero on the diagonal, so
+    ``g = h + W x`` is each row's marginal cost given the other kept rows."""
+    W = q.J + q.J.T
+    np.fill_diagonal(W, 0.0)
+    return q.h + np.diag(q.J), W
+
+
 def repair(q: BlockQUBO, x: np.ndarray) -> np.ndarray:
     """Greedy repair to exactly ``q.k`` kept: drop the costliest kept row, or add the cheapest dropped one."""
     x = x.astype(np.float64).copy()
-    W = q.J + q.J.T
+    h, W = marginal_form(q)
     while x.sum() > q.k:
-        gain = q.h + W @ x
+        gain = h + W @ x
         gain[x == 0] = -np.inf
         x[np.argmax(gain)] = 0
     while x.sum() < q.k:
-        gain = q.h + W @ x
+        gain = h + W @ x
         gain[x == 1] = np.inf
         x[np.argmin(gain)] = 1
     return x.astype(np.int8)
@@ -72,22 +80,23 @@ def swap_descent(q: BlockQUBO, x: np.ndarray, max_swaps: int | None = None) -> t
     kept ``i`` for dropped ``j`` changes the energy by ``g_j - g_i - W_ij``. Returns the answer and the
     number of swaps made."""
     x = x.astype(np.float64).copy()
-    W = q.J + q.J.T
-    diag = np.diag(q.J).copy()
-    np.fill_diagonal(W, 0.0)
-    h = q.h + diag
+    h, W = marginal_form(q)
+    g = h + W @ x
+    energy = float(q.energy(x))
     limit = q.size * q.size if max_swaps is None else max_swaps
     swaps = 0
     while swaps < limit:
         kept, dropped = np.flatnonzero(x == 1), np.flatnonzero(x == 0)
         if not len(kept) or not len(dropped):
             break
-        g = h + W @ x
         delta = g[dropped][None, :] - g[kept][:, None] - W[np.ix_(kept, dropped)]
         a, b = np.unravel_index(int(np.argmin(delta)), delta.shape)
-        if delta[a, b] >= -1e-9 * (1.0 + abs(float(q.energy(x)))):
+        if delta[a, b] >= -1e-9 * (1.0 + abs(energy)):
             break
-        x[kept[a]], x[dropped[b]] = 0.0, 1.0
+        out, into = kept[a], dropped[b]
+        x[out], x[into] = 0.0, 1.0
+        g += W[into] - W[out]  # W is symmetric: row = column
+        energy += float(delta[a, b])
         swaps += 1
     return x.astype(np.int8), swaps
 
