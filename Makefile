@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench-selection bench-sweep bench-scale bench-trainer bench-pruning clean
+.PHONY: demo test bench-selection bench-sweep bench-heldout bench-scale bench-trainer bench-pruning clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench-selection: $(VENV)/.installed
 
 bench-sweep: $(VENV)/.installed
 	$(PY) benchmarks/selection.py --methods full,random,pasin2024,qubo,e2sc,biois,facility,semdedup --keep 0.9,0.75,0.5,0.35,0.25 --name sweep
+
+bench-heldout: $(VENV)/.installed
+	$(PY) benchmarks/selection.py --datasets convention_2012 --methods full,random,pasin2024,qubo,e2sc,biois,facility,semdedup --keep 0.9,0.75,0.5,0.35,0.25 --name heldout
+	$(PY) benchmarks/selection.py --datasets convention_2012 --methods full,random,qubo --keep 0.5,0.25 --folds 3 --eval finetune --max-steps 80 --name heldout
 
 bench-scale: $(VENV)/.installed
 	$(PY) benchmarks/scale.py --rows 100000 --dim 384 --classes 4

@@ -102,7 +102,7 @@ EVALUATORS: dict[str, Callable[[Fold], tuple[float, float]]] = {"probe": probe, 
 
 
 def load_named(name: str) -> Dataset:
-    """A built-in short name (``vader_nyt``, ``rotten_tomatoes``) or any ``load_data`` source with text/label."""
+    """A built-in short name (``vader_nyt``, ``rotten_tomatoes``, ``convention_2012``) or any ``load_data`` source with text/label."""
     if f"builtin:{name}" in BUILTINS:
         return BUILTINS[f"builtin:{name}"]()
     data = load_data(name)

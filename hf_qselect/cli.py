@@ -33,7 +33,7 @@ def clear_out(path: Path) -> None:
 
 def add_select_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by ``select`` (and commands that select first)."""
-    parser.add_argument("--data", required=True, help="CSV/JSON/Parquet file, save_to_disk folder, hub id, or builtin:rotten_tomatoes / builtin:vader_nyt")
+    parser.add_argument("--data", required=True, help="CSV/JSON/Parquet file, save_to_disk folder, hub id, or builtin:rotten_tomatoes / builtin:vader_nyt / builtin:convention_2012")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--keep", type=float, default=0.5, help="fraction of rows to keep, in (0, 1]")
