@@ -37,6 +37,8 @@ bench-sweep: $(VENV)/.installed
 bench-heldout: $(VENV)/.installed
 	$(PY) benchmarks/selection.py --datasets convention_2012 --methods full,random,pasin2024,qubo,e2sc,biois,facility,semdedup --keep 0.9,0.75,0.5,0.35,0.25 --name heldout
 	$(PY) benchmarks/selection.py --datasets convention_2012 --methods full,random,qubo --keep 0.5,0.25 --folds 3 --eval finetune --max-steps 80 --name heldout
+	$(PY) benchmarks/selection.py --datasets convention_2012 --methods full,random,qubo --keep 0.5,0.25 --folds 3 --eval finetune --max-steps 272 --name heldout_272steps
+	$(PY) benchmarks/selection.py --datasets convention_2012 --keep 0.5,0.25 --folds 5 --name heldout_ablation --methods "full,random,random@class_balance=0.5,qubo@class_balance=0;denoise=False,qubo@class_balance=0,qubo@denoise=False,qubo,qubo@polish=False"
 
 bench-scale: $(VENV)/.installed
 	$(PY) benchmarks/scale.py --rows 100000 --dim 384 --classes 4
