@@ -1,16 +1,28 @@
-"""hf_qselect: shrink what gets fine-tuned, data and model, with QUBOs solved on annealers."""
-from .report import SelectionReport
-from .selector import InstanceSelector
-from .trainer import QSelectTrainer
+"""hf_qselect: shrink what gets fine-tuned, data and model, with QUBOs solved on annealers.
+
+The public names are imported on first use, so ``import hf_qselect`` stays cheap (no torch, no transformers).
+"""
+from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["InstanceSelector", "QSelectTrainer", "SelectionReport", "publish_reduced", "load_reduced", "__version__"]
+
+_EXPORTS = {
+    "InstanceSelector": ".selector",
+    "SelectionReport": ".report",
+    "QSelectTrainer": ".trainer",
+    "publish_reduced": ".publish",
+    "load_reduced": ".publish",
+}
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str):
-    """``publish_reduced`` and ``load_reduced`` are imported on first use (they pull in plotting)."""
-    if name in ("publish_reduced", "load_reduced"):
-        from . import publish
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hf_qselect' has no attribute {name!r}")
 
-        return getattr(publish, name)
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -64,13 +64,13 @@ def out_of_fold_logistic(embeddings: np.ndarray, codes: np.ndarray, seed: int | 
     return proba
 
 
-def select_biois(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings, noise_confidence: float = 0.8) -> MethodResult:
+def select_biois(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
     """biO-IS (TOIS 2025): noise step drops confidently misclassified rows (low-entropy wrong predictions);
     redundancy step drops the most confidently correct rows, until each class's stratified quota remains."""
     start = time.perf_counter()
     proba = out_of_fold_logistic(embeddings, codes, settings.seed)
     own = proba[np.arange(len(codes)), codes]
-    noisy = (proba.argmax(axis=1) != codes) & (proba.max(axis=1) >= noise_confidence)
+    noisy = (proba.argmax(axis=1) != codes) & (proba.max(axis=1) >= settings.noise_confidence)
     mask = np.ones(len(codes), dtype=bool)
     for members, n_remove in _per_class(codes, n_keep, settings, "biois"):
         wrong = members[noisy[members]]

@@ -3,32 +3,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 from datasets import DatasetDict, load_from_disk
 
-from .data import load_data
+from .data import input_paths, load_data
 from .embeddings import PRECISIONS
+from .output_dir import check_output_dir, staged_output
 from .publish import REPORT_FILE, check_repo_id, publish_reduced, with_source_index
-from .report import SelectionReport
+from .report import SelectionReport, public_path
 from .selector import InstanceSelector
 from .solvers import SOLVERS
-
-
-def check_out(out: str | Path, overwrite: bool) -> Path:
-    """Refuse a non-empty output folder unless ``overwrite`` (checked before any work)."""
-    path = Path(out)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {path} is not empty; pass --overwrite to replace it")
-    return path
-
-
-def clear_out(path: Path) -> None:
-    """Empty the output folder just before writing, once the work has succeeded."""
-    if path.exists():
-        shutil.rmtree(path)
 
 
 def add_select_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,24 +49,29 @@ def selector_from_args(args: argparse.Namespace) -> InstanceSelector:
 def cmd_select(args: argparse.Namespace) -> int:
     """Select from ``--data``; write the reduced dataset (``save_to_disk``, or the Hub layout with ``--publish``)."""
     check_repo_id(args.repo_id)
+    if args.push and not args.publish:
+        raise ValueError("--push uploads the Hub folder that --publish writes: add --publish (or run `hf-qselect publish OUT --push` later)")
+    check_output_dir(args.out, input_paths(args.data), overwrite=args.overwrite)
     data = load_data(args.data)
+    inputs = input_paths(args.data, data)
+    out = check_output_dir(args.out, inputs, overwrite=args.overwrite)
     selector = selector_from_args(args)
-    out = check_out(args.out, args.overwrite)
     selector.fit(data)
-    selector.report_.source = args.data
+    selector.report_.source = public_path(args.data)
     reduced = selector.select(data)
     print(selector.report_.summary())
     if args.publish:
-        folder = publish_reduced(reduced, selector, repo_id=args.repo_id, local_dir=out, push=args.push, private=not args.public, overwrite=True)
+        folder = publish_reduced(reduced, selector, repo_id=args.repo_id, local_dir=out, push=args.push, private=not args.public,
+                                 overwrite=args.overwrite, inputs=inputs)
         print(f"wrote a Hub-ready dataset folder to {folder}" + (f" and uploaded it to {args.repo_id}" if args.push else ""))
         return 0
     if isinstance(reduced, DatasetDict):
         reduced["train"] = with_source_index(reduced["train"], selector)
     else:
         reduced = with_source_index(reduced, selector)
-    clear_out(out)
-    reduced.save_to_disk(str(out))
-    selector.report_.to_json(str(out / REPORT_FILE))
+    with staged_output(out) as staging:
+        reduced.save_to_disk(str(staging))
+        selector.report_.to_json(str(staging / REPORT_FILE))
     rows = len(reduced["train"]) if isinstance(reduced, DatasetDict) else len(reduced)
     print(f"wrote {rows} rows to {out} (report: {out / REPORT_FILE}); publish it with: hf-qselect publish {out} --repo-id NAMESPACE/NAME")
     return 0
@@ -90,14 +81,22 @@ def cmd_publish(args: argparse.Namespace) -> int:
     """Turn a ``hf-qselect select`` output folder into a Hub-ready folder, and upload it with ``--push``."""
     check_repo_id(args.repo_id)
     folder = Path(args.reduced_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder} (REDUCED_DIR must be the --out folder of `hf-qselect select`)")
+    local_dir = Path(args.local_dir) if args.local_dir else folder.with_name(folder.name + "-hub")
+    check_output_dir(local_dir, [folder], overwrite=args.overwrite, what="--local-dir")
     report_path = folder / REPORT_FILE
     if not report_path.exists():
         raise FileNotFoundError(f"{report_path} not found: REDUCED_DIR must be the --out folder of `hf-qselect select`")
-    report = SelectionReport.from_dict(json.loads(report_path.read_text()))
+    if args.push and args.repo_id is None:
+        raise ValueError("--push needs --repo-id NAMESPACE/NAME")
+    try:
+        report = SelectionReport.from_dict(json.loads(report_path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{report_path} is not a valid selection report ({err})") from None
     reduced = load_from_disk(str(folder))
-    local_dir = Path(args.local_dir) if args.local_dir else folder.with_name(folder.name + "-hub")
     out = publish_reduced(reduced, report, repo_id=args.repo_id, local_dir=local_dir, push=args.push,
-                          private=not args.public, source=args.source, overwrite=args.overwrite)
+                          private=not args.public, source=args.source, overwrite=args.overwrite, inputs=[folder])
     print(f"wrote a Hub-ready dataset folder to {out}" + (f" and uploaded it to {args.repo_id}" if args.push else ""))
     return 0
 
@@ -122,15 +121,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     """Prune a saved model with calibration rows from ``--data``; save it with its report and heat-map."""
     from .pruning import AnnealingPruner
-    from .pruning.saved import prune_saved_model, save_pruned
+    from .pruning.saved import check_model_dir, prune_saved_model, save_pruned
 
-    out = check_out(args.out, args.overwrite)
+    check_model_dir(args.model_dir)
+    if args.calibration_rows < 1:
+        raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
+    out = check_output_dir(args.out, [args.model_dir, *input_paths(args.data)], overwrite=args.overwrite)
     pruner = AnnealingPruner(heads=args.heads, ffn=args.ffn, layers=args.layers, solver=args.solver, seed=args.seed, method=args.method,
                              ffn_multiple=args.ffn_multiple)
     model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
                                          calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
-    clear_out(out)
-    save_pruned(model, tokenizer, pruner, out)
+    with staged_output(out) as staging:
+        save_pruned(model, tokenizer, pruner, staging)
     print(pruner.report_.summary())
     print(f"wrote the pruned model to {out} (reload with hf_qselect.pruning.load_pruned); report: {out / 'pruning_report.json'}")
     return 0
@@ -190,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-        print(f"hf-qselect {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, KeyError, TypeError, OSError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"hf-qselect {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"hf-qselect {args.command}: interrupted; no output folder was changed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -96,24 +96,112 @@ def vader_nyt(path: str | os.PathLike | None = None) -> Dataset:
 BUILTINS = {"builtin:rotten_tomatoes": rotten_tomatoes, "builtin:vader_nyt": vader_nyt, "builtin:convention_2012": convention_2012}
 
 
+TEXT_FORMATS = {".csv", ".tsv", ".json", ".jsonl"}
+
+
+def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
+    """Raise ``ValueError`` naming ``path`` and the byte offset of the first byte that is not UTF-8."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(chunk_size)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path} is not UTF-8 text: byte 0x{chunk[err.start]:02x} at offset {offset + err.start} "
+                                 "cannot be decoded; re-save the file as UTF-8") from None
+            if not chunk:
+                return
+            offset += len(chunk)
+
+
+def looks_like_path(source: str) -> bool:
+    """A source that is meant as a local file or folder, not a hub id (``namespace/name`` or ``name``)."""
+    return (
+        source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1
+        or Path(source).suffix.lower() in FILE_BUILDERS or Path(source).suffix.lower() in {".bz2", ".gz", ".txt", ".arrow"}
+    )
+
+
+def _load_file(path: Path):
+    builder = FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise ValueError(f"cannot read {path}: expected one of {sorted(FILE_BUILDERS)} or a save_to_disk folder")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: there is nothing to select from")
+    if path.suffix.lower() in TEXT_FORMATS:
+        check_utf8(path)
+    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    try:
+        data = load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    except ValueError as err:
+        if "corresponds to no data" in str(err):
+            raise ValueError(f"{path} has no rows (a header only?): there is nothing to select from") from None
+        raise ValueError(f"cannot read {path}: {err}") from None
+    except Exception as err:  # the builder's wrapped parse errors: name the file and the cause
+        cause = err.__cause__ or err.__context__ or err
+        raise ValueError(f"cannot read {path} as {builder}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}") from None
+    if len(data) == 0:
+        raise ValueError(f"{path} has no rows (a header only?): there is nothing to select from")
+    return data
+
+
+def _load_hub(source: str):
+    """A hub dataset id; fails at once when offline instead of after the client's retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise FileNotFoundError(f"{source!r} is not a local file or folder, and the Hub is offline (HF_HUB_OFFLINE=1), "
+                                "so it cannot be read as a hub dataset id")
+    try:
+        return load_dataset(source)
+    except Exception as err:
+        raise FileNotFoundError(f"{source!r} is not a local file or folder, and reading it as a hub dataset id failed: "
+                                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+
+
 def load_data(source: str | os.PathLike, split: str | None = None) -> Dataset | DatasetDict:
-    """Load a built-in name, a CSV/JSON/Parquet file, a ``save_to_disk`` folder, or a hub id."""
+    """Load a built-in name, a CSV/JSON/Parquet file, a ``save_to_disk`` folder, or a hub id.
+
+    Every failure is a one-line error naming the source: a missing path, an empty or header-only file,
+    a file that is not UTF-8 (with the byte offset), a folder that is not a dataset.
+    """
     source = str(source)
     if source in BUILTINS:
         return BUILTINS[source]()
-    path = Path(source)
+    if source.startswith("builtin:"):
+        raise ValueError(f"unknown built-in dataset {source!r}; the built-ins are {sorted(BUILTINS)}")
+    path = Path(source).expanduser()
     if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists()):
-        data = load_from_disk(str(path))
+        try:
+            data = load_from_disk(str(path))
+        except Exception as err:
+            raise ValueError(f"cannot read the save_to_disk folder {path}: {type(err).__name__}: {err}") from None
     elif path.is_file():
-        builder = FILE_BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise ValueError(f"cannot read {path}: expected one of {sorted(FILE_BUILDERS)} or a save_to_disk folder")
-        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-        data = load_dataset(builder, data_files=str(path), split="train", **kwargs)
+        data = _load_file(path)
     elif path.exists():
         raise ValueError(f"{path} is a folder but not a save_to_disk dataset")
+    elif looks_like_path(source):
+        raise FileNotFoundError(f"no such file or folder: {source}")
     else:
-        data = load_dataset(source)  # a hub id: needs the network
+        data = _load_hub(source)
     if split is not None and isinstance(data, DatasetDict):
         return data[split]
     return data
+
+
+def input_paths(source: str | os.PathLike | None, data: Dataset | DatasetDict | None = None) -> list[Path]:
+    """The files and folders a loaded dataset reads: the source path itself and its Arrow cache files.
+
+    An output folder must never be, hold, or sit inside any of them.
+    """
+    paths = []
+    if source and str(source) not in BUILTINS and Path(str(source)).expanduser().exists():
+        paths.append(Path(str(source)).expanduser())
+    splits = data.values() if isinstance(data, DatasetDict) else [data] if data is not None else []
+    for split in splits:
+        paths.extend(Path(f["filename"]) for f in getattr(split, "cache_files", []) or [])
+    return paths

@@ -90,6 +90,7 @@ def render_dataset_card(
         "energy (sum over blocks)": report.energy, "blocks": report.n_blocks,
         "blocks feasible as annealed": report.feasible_blocks, "blocks repaired": report.repaired_blocks,
         "rows flagged likely mislabelled": report.likely_mislabelled,
+        "classes given one row (the method had kept none)": report.classes_topped_up or None,
         **{f"time: {k} (s)": v for k, v in report.timings.items()},
     }
     body = TEMPLATE.read_text().format(

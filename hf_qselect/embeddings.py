@@ -9,6 +9,9 @@ import copy
 import hashlib
 import logging
 import os
+import threading
+import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -167,14 +170,49 @@ def embed_dataset(
     precision = effective_precision(embedder, precision, device)
     path = None if cache_dir is False else cache_path(embedder, dataset._fingerprint, text_column, len(texts), cache_dir, precision)
     if path is not None and path.exists():
-        cached = np.load(path)
-        if cached.shape[0] == len(texts):
+        cached = read_cached(path, len(texts))
+        if cached is not None:
             logger.info("embeddings read from cache %s", path)
             return cached, True
     vectors = embed_texts(texts, embedder, batch_size=batch_size, device=device, show_progress=show_progress, precision=precision)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        write_cached(path, vectors)
+    return vectors, False
+
+
+def read_cached(path: Path, n_rows: int) -> np.ndarray | None:
+    """The cached embeddings at ``path`` if they are a valid float32 ``(n_rows, d)`` array of finite unit rows.
+
+    Anything else (truncated, empty, pickled, wrong shape, dtype or row count) is deleted with a warning
+    that names the file, and ``None`` is returned so the embeddings are computed again.
+    """
+    try:
+        cached = np.load(path, allow_pickle=False)
+        problem = None
+        if cached.dtype != np.float32:
+            problem = f"dtype {cached.dtype}, not float32"
+        elif cached.ndim != 2 or cached.shape[0] != n_rows or cached.shape[1] == 0:
+            problem = f"shape {cached.shape}, not ({n_rows}, d)"
+        elif not np.isfinite(cached).all():
+            problem = "non-finite values"
+        elif not np.allclose(np.linalg.norm(cached, axis=1), 1.0, atol=1e-3):
+            problem = "rows that are not unit length (every entry is L2-normalised when written)"
+    except Exception as err:  # truncated, empty, pickled or not an .npy file at all
+        problem = f"unreadable ({type(err).__name__}: {err})"
+    if problem is None:
+        return cached
+    logger.warning("embedding cache entry %s is invalid (%s): deleted, embedding again", path, problem)
+    warnings.warn(f"embedding cache entry {path} was invalid ({problem}); it was deleted and the texts are embedded again", stacklevel=3)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def write_cached(path: Path, vectors: np.ndarray) -> None:
+    """Write atomically through a temporary name unique to this process and thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}.tmp.npy")
+    try:
         np.save(tmp, vectors)
         os.replace(tmp, path)
-    return vectors, False
+    finally:
+        tmp.unlink(missing_ok=True)

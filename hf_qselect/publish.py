@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
 
+from .data import input_paths
 from .dataset_card import render_dataset_card
-from .report import SelectionReport
+from .output_dir import check_output_dir, staged_output
+from .report import SelectionReport, public_params, public_path
 from .selection_map import plot_selection_map
 from .selector import InstanceSelector, row_hashes
 
@@ -25,12 +25,13 @@ SOURCE_INDEX = "source_index"
 REPORT_FILE = "selection_report.json"
 MAP_FILE = "selection_map.png"
 ROWS_PER_SHARD = 500_000
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)
 
 
 def check_repo_id(repo_id: str | None) -> None:
-    if repo_id is not None and not REPO_ID.match(repo_id):
-        raise ValueError(f"repo_id must look like 'namespace/name', got {repo_id!r}")
+    """``namespace/name`` in ASCII letters, digits, ``_``, ``.`` and ``-``: nothing before or after it."""
+    if repo_id is not None and (not isinstance(repo_id, str) or not REPO_ID.fullmatch(repo_id)):
+        raise ValueError(f"repo_id must look like 'namespace/name' (ASCII letters, digits, '_', '.', '-'), got {repo_id!r}")
 
 
 def _splits(dataset: Dataset | DatasetDict) -> dict[str, Dataset]:
@@ -92,12 +93,17 @@ def publish_reduced(
     source: str | None = None,
     revision: str | None = None,
     overwrite: bool = False,
+    inputs: list[str | os.PathLike] | tuple = (),
 ) -> Path:
     """Write ``local_dir`` (Parquet per split, ``README.md`` card, map PNG, report JSON); upload it if ``push``.
 
     ``dataset`` is the reduced dataset (``selector.select(...)``); other splits of a ``DatasetDict`` are
-    copied unchanged. ``source`` names the source dataset in the card (hub id or path).
+    copied unchanged. ``source`` names the source dataset in the card (hub id, or a local path, recorded
+    by its file name only). ``local_dir`` is refused when it is the current directory or one of its parents,
+    or is, holds or sits inside one of ``inputs`` or the dataset's own files; ``overwrite=True`` replaces a
+    non-empty ``local_dir`` atomically (old aside, new in, old removed last).
     """
+    inputs = [*inputs, *input_paths(None, dataset)]
     check_repo_id(repo_id)
     if push and repo_id is None:
         raise ValueError("push=True needs repo_id='namespace/name'")
@@ -105,20 +111,16 @@ def publish_reduced(
         if repo_id is None:
             raise ValueError("give local_dir, repo_id, or both")
         local_dir = Path("reduced") / repo_id.replace("/", "__")
-    target = Path(local_dir)
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"local_dir {target} is not empty; pass overwrite=True to replace it")
+    target = check_output_dir(local_dir, inputs=inputs, overwrite=overwrite, flag="overwrite=True", what="local_dir")
     splits = _splits(dataset)
     splits = {
         name: with_source_index(data, selector_or_report) if name == "train" else _identity_index(data)
         for name, data in splits.items()
     }
     report = selector_or_report.report_ if isinstance(selector_or_report, InstanceSelector) else selector_or_report
-    source = source or report.source or "unnamed source dataset"
+    source = public_path(source or report.source) or "unnamed source dataset"
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_output(target) as staging:
         (staging / "data").mkdir()
         for split, data in splits.items():
             _write_shards(staging, split, data)
@@ -128,16 +130,11 @@ def publish_reduced(
             plot_selection_map(selector.embeddings_, selector.codes_, selector.mask_, selector.class_names_, staging / MAP_FILE, title=f"{source}: {report.summary().split(' [')[0]}")
             map_name = MAP_FILE
         record = {**report.to_dict(), "source": source, "revision": revision, "repo_id": repo_id}
+        record["params"] = public_params(record.get("params") or {})
         record["kept_indices_column"] = SOURCE_INDEX
         (staging / REPORT_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
         card = render_dataset_card(splits, report, source, revision=revision, selection_map=map_name)
         card.save(str(staging / "README.md"))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if push:
         upload(target, repo_id, token=token, private=private)
     return target
@@ -164,16 +161,60 @@ def upload(folder: Path, repo_id: str, token: str | None = None, private: bool =
 
 
 def load_reduced(path_or_repo: str | os.PathLike, revision: str | None = None) -> tuple[DatasetDict, dict[str, Any]]:
-    """Read a published reduced dataset (local folder or hub id) and its provenance dict."""
-    path = Path(path_or_repo)
+    """Read a published reduced dataset (local folder or hub id) and its provenance dict.
+
+    A local folder is checked first: its report must be valid JSON, every shard listed in ``data/`` must be
+    readable Parquet, and the ``train`` row count must equal the report's ``n_kept``; each failure names the file.
+    """
+    from .data import looks_like_path
+
+    path = Path(path_or_repo).expanduser()
     local = path.exists()
     if not local:
-        from huggingface_hub import snapshot_download
+        if looks_like_path(str(path_or_repo)) or isinstance(path_or_repo, os.PathLike):
+            raise FileNotFoundError(f"no such folder: {path_or_repo}")
+        from huggingface_hub import constants, snapshot_download
 
+        if constants.HF_HUB_OFFLINE:
+            raise FileNotFoundError(f"{path_or_repo!r} is not a local folder, and the Hub is offline (HF_HUB_OFFLINE=1)")
         path = Path(snapshot_download(str(path_or_repo), repo_type="dataset", revision=revision))
-    if not (path / REPORT_FILE).exists():
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is a file; load_reduced reads the folder publish_reduced wrote")
+    report_path = path / REPORT_FILE
+    if not report_path.exists():
         raise FileNotFoundError(f"{path} has no {REPORT_FILE}: not a dataset published by hf_qselect")
+    try:
+        provenance = json.loads(report_path.read_text(encoding="utf-8"))
+        if not isinstance(provenance, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{report_path} is not a valid selection report ({err})") from None
+    shards = sorted((path / "data").glob("*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"{path / 'data'} holds no Parquet shards")
+    _check_shards(shards)
     # a local folder may have been rewritten in place (overwrite=True): never trust a cached copy of it
     data = load_dataset(str(path), download_mode="force_redownload" if local else None)
-    provenance = json.loads((path / REPORT_FILE).read_text())
+    kept = provenance.get("n_kept")
+    if kept is not None and "train" in data and len(data["train"]) != kept:
+        raise ValueError(f"{path}: the train split has {len(data['train'])} rows but {REPORT_FILE} says {kept} were kept")
     return data, provenance
+
+
+def _check_shards(shards: list[Path]) -> None:
+    """Every shard is readable Parquet and every ``-of-N`` series is complete; errors name the file."""
+    import pyarrow.parquet as pq
+
+    series: dict[tuple[str, int], set[int]] = {}
+    for shard in shards:
+        try:
+            pq.ParquetFile(shard).metadata  # reads the footer: fails on a truncated file
+        except Exception as err:
+            raise ValueError(f"shard {shard} is not readable Parquet (truncated?): {err}") from None
+        match = re.fullmatch(r"(.+)-(\d+)-of-(\d+)\.parquet", shard.name)
+        if match:
+            series.setdefault((match[1], int(match[3])), set()).add(int(match[2]))
+    for (split, total), seen in series.items():
+        missing = sorted(set(range(total)) - seen)
+        if missing:
+            raise FileNotFoundError(f"shard {split}-{missing[0]:05d}-of-{total:05d}.parquet is missing from {shards[0].parent}")

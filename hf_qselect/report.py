@@ -2,8 +2,24 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def public_path(value: Any) -> Any:
+    """A local path as its last component (no home directory goes into a card or upload); other values as given."""
+    if not isinstance(value, (str, os.PathLike)) or str(value).startswith("builtin:"):
+        return value
+    text = os.fspath(value)
+    if os.path.isabs(os.path.expanduser(text)) or os.path.exists(text) or text.startswith((".", "~")):
+        return os.path.basename(os.path.normpath(os.path.expanduser(text))) or text
+    return value
+
+
+def public_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters fit to publish: local paths reduced to their names (``cache_dir``, an embedder folder)."""
+    return {k: public_path(v) for k, v in params.items()}
 
 
 @dataclass
@@ -28,6 +44,7 @@ class SelectionReport:
     feasible_blocks: int = 0
     repaired_blocks: int = 0
     likely_mislabelled: int = 0
+    classes_topped_up: int = 0
     embeddings_cached: bool = False
     source_fingerprint: str | None = None
     source: str | None = None

@@ -12,9 +12,10 @@ from datasets import ClassLabel, Dataset, DatasetDict
 from .blocks import keep_count
 from .embeddings import effective_precision, embed_dataset, embedder_name
 from .methods import NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings, effective_class_balance, registry
-from .report import SelectionReport
+from .report import SelectionReport, public_params, public_path
 from .solvers import get_solver
-from .validation import check_columns, check_dataset, check_embeddings, check_keep, label_codes, text_values
+from .validation import (check_columns, check_dataset, check_embeddings, check_fraction, check_keep, check_min_keep, label_codes,
+                         text_values)
 
 
 def row_hashes(texts: list[str]) -> np.ndarray:
@@ -31,6 +32,26 @@ def class_names(dataset: Dataset, label_column: str, classes: np.ndarray) -> lis
     if isinstance(feature, ClassLabel):
         return [feature.int2str(int(c)) for c in classes]
     return [str(c) for c in classes]
+
+
+def ensure_every_class(mask: np.ndarray, codes: np.ndarray, seed: int | None) -> int:
+    """Give every class at least one kept row (in place), keeping the count; return how many classes needed it.
+
+    A method without class quotas (``pasin2024``'s random batches) can empty a small class. Such a class gets
+    one of its rows (seeded), and the class with the most kept rows gives one up.
+    """
+    rng = np.random.default_rng(seed)
+    n_classes = int(codes.max()) + 1
+    topped_up = 0
+    for c in range(n_classes):
+        kept = np.bincount(codes[mask], minlength=n_classes)
+        if kept[c]:
+            continue
+        donor = int(np.argmax(kept))
+        mask[rng.choice(np.flatnonzero(mask & (codes == donor)))] = False
+        mask[rng.choice(np.flatnonzero(codes == c))] = True
+        topped_up += 1
+    return topped_up
 
 
 class InstanceSelector:
@@ -142,6 +163,11 @@ class InstanceSelector:
         plan = get_solver(self.solver) if self.method in NEEDS_SOLVER else None
         precision = effective_precision(self.embedder, self.precision, self.device) if embeddings is None and self.method in NEEDS_EMBEDDINGS else None
         codes, classes = label_codes(ds[self.label_column], self.label_column)
+        if self.class_balance is not None:
+            check_fraction("class_balance", self.class_balance, 0.0, 1.0)
+        check_fraction("noise_confidence", self.noise_confidence, 1.0 / len(classes), 1.0, low_open=True)
+        n_keep = keep_count(keep, len(ds))
+        check_min_keep(keep, n_keep, len(ds), len(classes))
         texts = text_values(ds, self.text_column) if self.text_column in ds.column_names else None
 
         timings: dict[str, float] = {}
@@ -158,7 +184,6 @@ class InstanceSelector:
             vectors = check_embeddings(raw, len(ds))
             timings["embed"] = time.perf_counter() - start
 
-        n_keep = keep_count(keep, len(ds))
         settings = SolveSettings(
             plan=plan, seed=self.seed, block_size=int(self.block_size), num_reads=self.num_reads,
             num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
@@ -169,6 +194,7 @@ class InstanceSelector:
         timings.update(result.timings)
         if int(result.mask.sum()) != n_keep:  # an internal invariant, never the user's fault
             raise RuntimeError(f"method {self.method!r} kept {int(result.mask.sum())} rows instead of {n_keep}")
+        topped_up = ensure_every_class(result.mask, codes, self.seed)
 
         self.mask_ = result.mask
         self.indices_ = np.flatnonzero(result.mask)
@@ -201,9 +227,10 @@ class InstanceSelector:
             feasible_blocks=result.feasible_blocks,
             repaired_blocks=result.repaired_blocks,
             likely_mislabelled=result.noisy,
+            classes_topped_up=topped_up,
             embeddings_cached=cached,
             source_fingerprint=ds._fingerprint,
-            params=self.get_params(),
+            params=public_params(self.get_params()),
             class_balance=effective_class_balance(self.method, self.class_balance) if self.method != "pasin2024" else None,
             timings={k: round(v, 4) for k, v in timings.items()},
         )
@@ -213,7 +240,7 @@ class InstanceSelector:
         """What the report names as the embedder: the model, ``"precomputed"``, or nothing (random)."""
         if given is not None:
             return "precomputed"
-        return embedder_name(self.embedder) if vectors is not None else None
+        return public_path(embedder_name(self.embedder)) if vectors is not None else None
 
     # ------------------------------------------------------------------ use
     def _check_fitted(self) -> None:

@@ -16,6 +16,7 @@ LOCAL_SOLVERS = ("sa", "tabu", "steepest", "exact")
 CLOUD_SOLVERS = ("qpu", "hybrid")
 SOLVERS = LOCAL_SOLVERS + CLOUD_SOLVERS
 EXACT_MAX_VARIABLES = 20
+CONNECT_TIMEOUT = 10  # seconds for each Leap request when the sampler is created
 
 TOKEN_HELP = (
     "solver={solver!r} runs on D-Wave Leap and needs an API token, but none is configured. "
@@ -112,13 +113,16 @@ def get_solver(solver: Any) -> SolverPlan:
     if solver == "exact":
         return SolverPlan(solver, dimod.ExactSolver(), None)
     token = require_token(solver)
-    if solver == "qpu":
-        from dwave.system import DWaveSampler
+    from dwave.system import DWaveSampler, LeapHybridSampler
 
-        return SolverPlan(solver, CliqueEmbeddingSampler(DWaveSampler(token=token)), None)
-    from dwave.system import LeapHybridSampler
-
-    return SolverPlan(solver, LeapHybridSampler(token=token), 1_000_000)
+    try:
+        if solver == "qpu":
+            return SolverPlan(solver, CliqueEmbeddingSampler(DWaveSampler(token=token, request_timeout=CONNECT_TIMEOUT)), None)
+        return SolverPlan(solver, LeapHybridSampler(token=token, request_timeout=CONNECT_TIMEOUT), 1_000_000)
+    except Exception as err:  # no network, a refused token, no solver available: one line, before any work
+        detail = " ".join(str(err).split())[:200]
+        raise RuntimeError(f"solver={solver!r}: could not connect to D-Wave Leap ({type(err).__name__}: {detail}); "
+                           "check the network and the token, or use a local solver: solver='sa'") from None
 
 
 def sample_kwargs(sampler: dimod.Sampler, *, num_reads: int, num_sweeps: int | None, seed: int | None) -> dict:

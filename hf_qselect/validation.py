@@ -66,12 +66,28 @@ def text_values(dataset: Dataset, column: str) -> list[str]:
     return texts
 
 
-def label_codes(labels: Sequence[Any], column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Encode labels as 0..C-1; return ``(codes, classes)``. Needs at least two classes."""
-    values = list(labels)
+def check_labels(values: Sequence[Any], column: str) -> list[Any]:
+    """Return class labels as given, with integral floats made ints; refuse lists and regression targets."""
+    values = list(values)
     if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
         raise ValueError(f"label column {column!r} has missing values")
-    array = np.asarray(values)
+    if any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in values):
+        raise ValueError(f"label column {column!r} holds lists (multi-label); selection needs one class label per row")
+    floats = [v for v in values if isinstance(v, (float, np.floating))]
+    if floats:
+        fractional = [v for v in floats if not float(v).is_integer()]
+        if fractional:
+            raise ValueError(
+                f"label column {column!r} holds non-integer numbers (e.g. {fractional[0]!r}): it looks like a regression "
+                "target, not classes; pass a classification column as the label column (or threshold it into one first)"
+            )
+        values = [int(v) if isinstance(v, (float, np.floating)) else v for v in values]
+    return values
+
+
+def label_codes(labels: Sequence[Any], column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Encode labels as 0..C-1; return ``(codes, classes)``. Needs at least two classes."""
+    array = np.asarray(check_labels(labels, column))
     if array.dtype == object:
         array = array.astype(str)
     classes, codes = np.unique(array, return_inverse=True)
@@ -81,6 +97,28 @@ def label_codes(labels: Sequence[Any], column: str) -> tuple[np.ndarray, np.ndar
             "instance selection needs at least two classes"
         )
     return codes.astype(np.int64), classes
+
+
+def check_min_keep(keep: float, n_keep: int, n_rows: int, n_classes: int) -> None:
+    """Every class keeps at least one row, so ``keep`` must leave at least one row per class."""
+    if n_keep < n_classes:
+        minimum = (n_classes - 0.5) / n_rows
+        raise ValueError(
+            f"keep={keep} keeps {n_keep} of {n_rows} rows, fewer than the {n_classes} classes; every class keeps at "
+            f"least one row, so keep must be at least {minimum:.4g}"
+        )
+
+
+def check_fraction(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
+    """Return ``value`` as a float in ``[low, high]`` (``(low, high]`` if ``low_open``), or raise naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    bad = np.isnan(value) or value > high or (value <= low if low_open else value < low)
+    if bad:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be in {interval}, got {name}={value}")
+    return value
 
 
 def check_embeddings(embeddings: Any, n_rows: int) -> np.ndarray:

@@ -138,7 +138,7 @@ def test_cli_select_then_publish(sentences, tmp_path, monkeypatch):
     assert main(["select", "--data", str(csv), "--keep", "0.5", "--block-size", "12", "--n-jobs", "1", "--out", str(out)]) == 0
     assert main(["publish", str(out), "--repo-id", "org/reviews-50"]) == 0
     data, provenance = load_reduced(tmp_path / "sel-hub")
-    assert len(data["train"]) == 12 and provenance["source"] == str(csv)
+    assert len(data["train"]) == 12 and provenance["source"] == "reviews.csv"  # the file name, never the home directory
     assert main(["publish", str(out), "--repo-id", "bad id"]) == 2
     direct = tmp_path / "direct"
     assert main(["select", "--data", str(csv), "--keep", "0.5", "--block-size", "12", "--n-jobs", "1", "--out", str(direct), "--publish"]) == 0

@@ -3,23 +3,54 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from datasets import ClassLabel, DatasetDict
 
 from ..data import load_data
+from ..validation import check_labels, text_values
 from .architecture import load_pruned
 from .pruner import AnnealingPruner
+
+
+def check_model_dir(model_dir: str | Path) -> Path:
+    """A saved model folder (with ``config.json``), or a one-line error naming it."""
+    path = Path(model_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"no such model folder: {model_dir}")
+    if not path.is_dir() or not (path / "config.json").exists():
+        raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json); give the folder save_pretrained wrote")
+    return path
+
+
+def calibration_labels(rows, label_column: str, label2id: dict[str, int], num_labels: int, source: str) -> list[int]:
+    """The rows' labels as the model's class ids; refuses regression targets and classes the model lacks."""
+    values = check_labels(rows[label_column], label_column)
+    feature = rows.features[label_column]
+    if isinstance(feature, ClassLabel) or all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        ids = [int(v) for v in values]
+        outside = sorted({i for i in ids if not 0 <= i < num_labels})
+        if outside:
+            raise ValueError(f"label column {label_column!r} of {source} has class ids {outside[:5]} but the model has "
+                             f"{num_labels} labels (0..{num_labels - 1}); prune a model trained on this data")
+        return ids
+    unknown = sorted({str(v) for v in values} - set(label2id))
+    if unknown:
+        raise ValueError(f"labels {unknown[:5]} of {label_column!r} in {source} are not in the model's label2id {label2id}")
+    return [label2id[str(v)] for v in values]
 
 
 def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner, *, text_column: str = "text",
                       label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
     """Load ``model_dir``, score units on ``calibration_rows`` shuffled training rows of ``data`` and prune.
 
-    Returns ``(model, tokenizer)``; nothing is written (see :func:`save_pruned`).
+    Every input is checked before the model is touched. Returns ``(model, tokenizer)``; nothing is written
+    (see :func:`save_pruned`).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    model = load_pruned(model_dir, AutoModelForSequenceClassification)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    check_model_dir(model_dir)
+    if calibration_rows < 1:
+        raise ValueError(f"calibration_rows must be at least 1, got {calibration_rows}")
     dataset = load_data(data)
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"]
@@ -27,13 +58,13 @@ def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner,
         if column not in dataset.column_names:
             raise KeyError(f"{role}={column!r} is not in {data} (columns: {dataset.column_names})")
     rows = dataset.shuffle(seed=seed).select(range(min(calibration_rows, len(dataset))))
-    feature = rows.features[label_column]
-    if not isinstance(feature, ClassLabel) and isinstance(rows[0][label_column], str):
-        mapping = model.config.label2id
-        unknown = sorted(set(rows[label_column]) - set(mapping))
-        if unknown:
-            raise ValueError(f"labels {unknown[:5]} are not in the model's label2id {mapping}")
-        rows = rows.map(lambda b: {label_column: [mapping[v] for v in b[label_column]]}, batched=True)
+    text_values(rows, text_column)
+    config = AutoConfig.from_pretrained(model_dir)
+    label2id = {str(k): int(v) for k, v in (config.label2id or {}).items()}
+    ids = calibration_labels(rows, label_column, label2id, config.num_labels, str(data))
+    rows = rows.remove_columns(label_column).add_column(label_column, ids)
+    model = load_pruned(model_dir, AutoModelForSequenceClassification)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = rows.map(lambda b: tokenizer(b[text_column], truncation=True, max_length=max_length), batched=True)
     pruner.fit(model, rows).apply(model)
     return model, tokenizer

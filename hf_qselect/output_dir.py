@@ -1,0 +1,142 @@
+"""Output folders that never cost the user an input: checks before any work, atomic replacement after it.
+
+Every command that writes a folder (select, publish, prune, train) goes through two steps:
+
+1. :func:`check_output_dir`, before any work: the folder may not be ``.``/``""``, the current directory
+   or one of its ancestors, a file, an input, inside an input or holding an input; a non-empty folder
+   needs ``overwrite``.
+2. :func:`staged_output`, around the writing: everything is written to a hidden staging sibling, then
+   the old folder is renamed aside, the new one renamed in, and the old one removed last. An interrupt
+   at any point leaves the old or the new folder complete; what a killed run leaves behind is put right
+   (or reported) the next time the same folder is written.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+STAGING, ASIDE = "staging", "old"
+
+
+def _resolved(path: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def _related(a: Path, b: Path) -> bool:
+    """``a`` is ``b``, inside it, or holds it."""
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_output_dir(out: str | os.PathLike | None, inputs: Iterable[str | os.PathLike | None] = (), *,
+                     overwrite: bool = False, flag: str = "--overwrite", what: str = "output folder") -> Path:
+    """Return ``out`` as a resolved path, or raise before any work if writing it could lose data.
+
+    ``inputs`` are the files and folders the command reads (a dataset file or folder, a model folder,
+    its cache files); ``None`` entries are ignored.
+    """
+    if out is None or str(out).strip() in ("", ".", "./"):
+        raise ValueError(f"{what} {str(out)!r} is the current directory; give a new folder name")
+    target = _resolved(out)
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents or target.resolve() == cwd or target.resolve() in cwd.parents:
+        raise ValueError(f"{what} {out} is the current directory or one of its parents; give a new folder name")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{what} {out} is a file, not a folder")
+    for source in inputs:
+        if source is None:
+            continue
+        src = _resolved(source)
+        if _related(target, src) or _related(target.resolve(), src.resolve()):
+            raise ValueError(f"{what} {out} would overwrite the input {source}; write to a separate folder")
+    recover(target)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{what} {out} is not empty; pass {flag} to replace it")
+    return target
+
+
+def _siblings(target: Path, kind: str) -> list[Path]:
+    return sorted(target.parent.glob(f".{target.name}.{kind}-*")) if target.parent.exists() else []
+
+
+def _pid_alive(name: str) -> bool:
+    """Staging names carry the writer's pid: ``.NAME.staging-PID-HEX``."""
+    try:
+        pid = int(name.rsplit("-", 2)[-2])
+    except (ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(target: str | os.PathLike) -> list[str]:
+    """Put right what an interrupted replacement of ``target`` left; return what was done, one line each.
+
+    * the old folder set aside and no new one renamed in: the old one is renamed back;
+    * the old folder set aside and the new one in place: the old one is removed;
+    * a staging folder of a process that is no longer running: removed (it was never the output).
+    """
+    target = _resolved(target)
+    done = []
+    for old in _siblings(target, ASIDE):
+        if not target.exists():
+            os.rename(old, target)
+            done.append(f"restored {target} from an interrupted replacement ({old.name})")
+        else:
+            shutil.rmtree(old)
+            done.append(f"removed {old}, the previous {target.name} left by an interrupted replacement")
+    for staging in _siblings(target, STAGING):
+        if not _pid_alive(staging.name):
+            shutil.rmtree(staging, ignore_errors=True)
+            done.append(f"removed {staging}, an unfinished output of an interrupted run")
+    for line in done:
+        logger.warning(line)
+    return done
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Move the complete folder ``staging`` to ``target``: old aside, new in, old removed last.
+
+    If renaming the new folder in fails (or is interrupted by ``KeyboardInterrupt``), the old one is put back.
+    """
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{ASIDE}-{uuid.uuid4().hex[:8]}")
+        os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        if old is not None and not target.exists():
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_output(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``target``; on success it replaces ``target`` atomically.
+
+    On any error (``KeyboardInterrupt`` included) the staging folder is removed and ``target`` is untouched.
+    """
+    target = _resolved(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{STAGING}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
+    try:
+        yield staging
+        replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already once it was renamed in
+        raise

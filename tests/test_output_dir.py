@@ -1,0 +1,159 @@
+"""Output folders: never an input, never the current directory, replaced atomically even when killed."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hf_qselect.output_dir import check_output_dir, recover, staged_output
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` and its bytes."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def make(path: Path, tag: str) -> dict[str, bytes]:
+    (path / "data").mkdir(parents=True)
+    for i in range(3):
+        (path / "data" / f"part-{i}.bin").write_bytes(f"{tag} {i}".encode() * 1000)
+    (path / "report.json").write_text(f'{{"version": "{tag}"}}')
+    return tree(path)
+
+
+@pytest.mark.parametrize("out", ["", ".", "./"])
+def test_current_directory_is_refused(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("text,label\na,0\n")
+    with pytest.raises(ValueError, match="current directory"):
+        check_output_dir(out, overwrite=True)
+    with pytest.raises(ValueError, match="current directory or one of its parents"):
+        check_output_dir(tmp_path.parent, overwrite=True)
+    assert (tmp_path / "data.csv").read_text() == "text,label\na,0\n"
+
+
+def test_inputs_are_never_an_output(tmp_path):
+    data = tmp_path / "in" / "data.csv"
+    data.parent.mkdir()
+    data.write_text("x")
+    for out in (data.parent, tmp_path, data, data.parent / "sub"):  # holds it, holds it, is it, inside its folder
+        with pytest.raises((ValueError, FileExistsError)):
+            check_output_dir(out, [data.parent / "sub"] if out == data.parent / "sub" else [data], overwrite=True)
+    assert check_output_dir(tmp_path / "out", [data]) == tmp_path / "out"
+
+
+def test_a_file_and_a_busy_folder_are_refused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file"):
+        check_output_dir(tmp_path / "f", overwrite=True)
+    busy = tmp_path / "busy"
+    make(busy, "old")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        check_output_dir(busy)
+    assert check_output_dir(busy, overwrite=True) == busy
+
+
+def test_staged_output_replaces_and_cleans_up(tmp_path):
+    target = tmp_path / "out"
+    make(target, "old")
+    with staged_output(target) as staging:
+        new = make(staging, "new")
+    assert tree(target) == new and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with pytest.raises(RuntimeError):
+        with staged_output(target) as staging:
+            (staging / "half").write_text("x")
+            raise RuntimeError("the work failed")
+    assert tree(target) == new and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+KILLER = textwrap.dedent("""
+    import os, shutil, signal, sys
+    from pathlib import Path
+    target, sig, step = Path(sys.argv[1]), getattr(signal, sys.argv[2]), int(sys.argv[3])
+    calls = []
+    real_rename, real_rmtree = os.rename, shutil.rmtree
+
+    def ours(path):
+        return Path(path).name == target.name or Path(path).name.startswith("." + target.name + ".")
+
+    def hit(path):
+        if ours(path):
+            calls.append(path)
+            if len(calls) == step:
+                os.kill(os.getpid(), sig)
+
+    def rename(a, b, *args, **kw):
+        hit(b)
+        return real_rename(a, b, *args, **kw)
+
+    def rmtree(path, *args, **kw):
+        hit(path)
+        return real_rmtree(path, *args, **kw)
+
+    os.rename, shutil.rmtree = rename, rmtree
+    {body}
+""")
+
+
+def run_killed(body: str, target: Path, sig: str, step: int, *argv: str) -> int:
+    """Run ``body`` in a fresh Python that sends itself ``sig`` at the ``step``-th rename/removal touching ``target``.
+
+    Returns the exit status after checking the process really died of that signal.
+    """
+    script = KILLER.format(body=textwrap.dedent(body).strip())
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, "-c", script, str(target), sig, str(step), *argv], env=env, capture_output=True,
+                          text=True, timeout=300)
+    if sig == "SIGKILL":
+        assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    else:
+        interrupted = "KeyboardInterrupt" in done.stderr or "interrupted; no output folder was changed" in done.stderr  # CLI: rc 130
+        assert done.returncode != 0 and interrupted, done.stderr[-2000:]
+    return done.returncode
+
+
+STAGED = """
+from hf_qselect.output_dir import staged_output
+with staged_output(target) as staging:
+    (staging / "data").mkdir()
+    for i in range(3):
+        (staging / "data" / f"part-{i}.bin").write_bytes(f"new {i}".encode() * 1000)
+    (staging / "report.json").write_text('{"version": "new"}')
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("step", [1, 2, 3], ids=["old-aside", "new-in", "old-removed"])
+def test_killed_at_each_step_of_the_replace_leaves_one_complete_folder(tmp_path, sig, step):
+    target = tmp_path / "out"
+    old = make(target, "old")
+    new = make(tmp_path / "expected", "new")
+    rc = run_killed(STAGED, target, sig, step)
+    assert rc != 0  # it really was interrupted
+    recover(target)  # what the next run does first
+    assert tree(target) in (old, new)
+    if sig == "SIGINT" and step < 3:
+        assert tree(target) == old  # an interrupt before the new folder is in rolls back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expected", "out"]  # nothing left beside it
+
+
+def test_leftover_is_restored_by_the_next_check(tmp_path):
+    target = tmp_path / "out"
+    old = make(target, "old")
+    assert run_killed(STAGED, target, "SIGKILL", 2) != 0  # old set aside, new never renamed in
+    assert not target.exists() and any(p.name.startswith(".out.old-") for p in tmp_path.iterdir())
+    check_output_dir(target, overwrite=True)
+    assert tree(target) == old
+
+
+def test_interrupt_while_writing_leaves_the_old_folder(tmp_path):
+    target = tmp_path / "out"
+    old = make(target, "old")
+    body = STAGED.replace("(staging / \"report.json\")", "os.kill(os.getpid(), sig); (staging / \"report.json\")")
+    for sig in ("SIGINT", "SIGKILL"):
+        assert run_killed(body, target, sig, 99) != 0
+        recover(target)
+        assert tree(target) == old and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
