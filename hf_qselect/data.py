@@ -149,6 +149,22 @@ def _load_file(path: Path):
     return data
 
 
+HUB_CONNECT_TIMEOUT = 3.0
+
+
+def hub_reachable(endpoint: str, timeout: float = HUB_CONNECT_TIMEOUT) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds (instead of the client's retries)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _load_hub(source: str):
     """A hub dataset id; fails at once when offline instead of after the client's retries."""
     from huggingface_hub import constants
@@ -156,6 +172,9 @@ def _load_hub(source: str):
     if constants.HF_HUB_OFFLINE:
         raise FileNotFoundError(f"{source!r} is not a local file or folder, and the Hub is offline (HF_HUB_OFFLINE=1), "
                                 "so it cannot be read as a hub dataset id")
+    if not hub_reachable(constants.ENDPOINT):
+        raise FileNotFoundError(f"{source!r} is not a local file or folder, and the Hub ({constants.ENDPOINT}) cannot be "
+                                f"reached within {HUB_CONNECT_TIMEOUT:g} s, so it cannot be read as a hub dataset id")
     try:
         return load_dataset(source)
     except Exception as err:

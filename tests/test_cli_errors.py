@@ -143,3 +143,14 @@ def test_qpu_without_network_is_one_line(workdir, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and "could not connect to D-Wave Leap (RequestTimeout" in err
     assert not (workdir / "o").exists()
+
+
+def test_hub_id_without_network_fails_in_seconds(workdir, monkeypatch, capsys):
+    """Online mode but no Hub: a closed loopback port stands in for the unreachable endpoint."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.chdir(workdir)
+    assert main(["select", "--data", "someorg/somedata", "--out", "o"]) == 2
+    assert "cannot be reached within 3 s" in capsys.readouterr().err  # the probe answered, not the client's retries
