@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_qselect.data import BUILTINS
-from hf_qselect.embeddings import default_embedder
+from hf_qselect.selection.embeddings import default_embedder
 from hf_qselect.pruning.architecture import apply_plan, shape_of
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -23,19 +23,20 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, TrainingArguments
+from transformers import AutoTokenizer
 
 from hf_qselect.data import load_data
 from hf_qselect.pruning import load_pruned
-from hf_qselect.recipes import DataArguments, ModelArguments, PruningArguments, SelectionArguments, prepare_splits, run_recipe
+from hf_qselect.training import DataArguments, ModelArguments, QSelectConfig, run_recipe
+from hf_qselect.training.recipes import prepare_splits
 
 
-def train(model_path: str, out: Path, epochs: float, seed: int, dataset: str, pruning: PruningArguments | None = None) -> dict:
-    args = TrainingArguments(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=32, per_device_eval_batch_size=128,
-                             learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no", save_strategy="no", logging_strategy="no",
-                             report_to=[], seed=seed, disable_tqdm=True)
-    return run_recipe(ModelArguments(model_name_or_path=model_path), DataArguments(dataset=dataset, split_seed=seed),
-                      SelectionArguments(method="none", keep=1.0), pruning or PruningArguments(), args)
+def train(model_path: str, out: Path, epochs: float, seed: int, dataset: str, pruning: dict | None = None) -> dict:
+    """Fine-tune (and prune, with ``pruning`` options such as ``heads``, ``prune_method``) through ``run_recipe``."""
+    config = QSelectConfig(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=32, per_device_eval_batch_size=128,
+                           learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no", save_strategy="no", logging_strategy="no",
+                           report_to=[], seed=seed, disable_tqdm=True, method="none", keep=1.0, **(pruning or {}))
+    return run_recipe(ModelArguments(model_name_or_path=model_path), DataArguments(dataset=dataset, split_seed=seed), config)
 
 
 def padded_batches(tokenizer, texts: list[str], batch_size: int = 64) -> list:
@@ -73,7 +74,7 @@ def throughputs(model_dirs: dict[str, Path], texts: list[str], repeats: int) -> 
 
 def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, dict]:
     """Fine-tune, the +1 epoch reference, and every pruned model for one seed; macro-F1, params and throughput."""
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     rows: dict[str, dict] = {}
     base = train(args.model or default_embedder(), work / "base", args.epochs, seed, args.dataset)
@@ -85,8 +86,7 @@ def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, dict]
         for method in args.methods.split(","):
             name = f"{method} heads {heads:g} ffn {ffn:g}" + (f" layers {layers:g}" if layers else "")
             out = work / name.replace(" ", "_")
-            pruning = PruningArguments(heads=heads, ffn=ffn, layers=layers, prune_method=method, prune_at="start",
-                                       ffn_multiple=args.ffn_multiple)
+            pruning = dict(heads=heads, ffn=ffn, layers=layers, prune_method=method, prune_at="start", ffn_multiple=args.ffn_multiple)
             rows[name] = {**train(str(work / "base"), out, 1, seed, args.dataset, pruning), "dir": str(out)}
             print(f"seed {seed} {name}: macro-F1 {rows[name]['macro_f1']:.4f}, params {rows[name]['params']:,}", file=sys.stderr, flush=True)
     _, test = prepare_splits(load_data(args.dataset), DataArguments(dataset=args.dataset, split_seed=seed))

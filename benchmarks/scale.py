@@ -73,7 +73,7 @@ def epoch_seconds(rows: int, sample: int, seed: int) -> tuple[float, float]:
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     path = default_embedder()
     tokenizer = AutoTokenizer.from_pretrained(path)

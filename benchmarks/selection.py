@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from hf_qselect import InstanceSelector
 from hf_qselect.data import BUILTINS, load_data
-from hf_qselect.embeddings import embed_dataset
+from hf_qselect.selection.embeddings import embed_dataset
 from hf_qselect.validation import text_values
 
 
@@ -73,8 +73,8 @@ def finetune(fold: Fold) -> tuple[float, float]:
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    from hf_qselect.embeddings import default_embedder
-    from hf_qselect.recipes import macro_f1_metrics
+    from hf_qselect.selection.embeddings import default_embedder
+    from hf_qselect.training.recipes import macro_f1_metrics
 
     path = fold.args.model or default_embedder()
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -17,22 +17,21 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from transformers import TrainingArguments
 
-from hf_qselect.recipes import DataArguments, ModelArguments, PruningArguments, SelectionArguments, run_recipe
+from hf_qselect.training import DataArguments, ModelArguments, QSelectConfig, run_recipe
 
 
 def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, batch: int, model: str = "", block_size: int = 100) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HF_QSELECT_CACHE"] = str(Path(tmp) / "cache")
-        args = TrainingArguments(
+        config = QSelectConfig(
             output_dir=str(Path(tmp) / "model"), num_train_epochs=epochs, per_device_train_batch_size=batch,
             per_device_eval_batch_size=128, learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no",
             save_strategy="no", logging_strategy="no", report_to=[], seed=seed, disable_tqdm=True,
+            keep=keep if method != "full" else 1.0, method="none" if method == "full" else method, selection_seed=seed,
+            block_size=block_size,
         )
-        selection = SelectionArguments(keep=keep if method != "full" else 1.0, method="none" if method == "full" else method,
-                                       selection_seed=seed, block_size=block_size)
-        summary = run_recipe(ModelArguments(model_name_or_path=model), DataArguments(dataset=dataset, split_seed=seed), selection, PruningArguments(), args)
+        summary = run_recipe(ModelArguments(model_name_or_path=model), DataArguments(dataset=dataset, split_seed=seed), config)
     summary["wall_seconds"] = summary["selection_seconds"] + summary["train_seconds"]
     return summary
 

@@ -7,11 +7,13 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "InstanceSelector": ".selector",
-    "SelectionReport": ".report",
-    "QSelectTrainer": ".trainer",
-    "publish_reduced": ".publish",
-    "load_reduced": ".publish",
+    "InstanceSelector": ".selection",
+    "SelectionReport": ".selection",
+    "QSelectTrainer": ".training",
+    "QSelectConfig": ".training",
+    "AnnealingPruner": ".pruning",
+    "publish_reduced": ".hub",
+    "load_reduced": ".hub",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

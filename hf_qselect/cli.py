@@ -9,41 +9,22 @@ from pathlib import Path
 from datasets import DatasetDict, load_from_disk
 
 from .data import input_paths, load_data
-from .embeddings import PRECISIONS
+from .hub import REPORT_FILE, check_repo_id, publish_reduced, with_source_index
 from .output_dir import check_output_dir, staged_output
-from .publish import REPORT_FILE, check_repo_id, publish_reduced, with_source_index
-from .report import SelectionReport, public_path
-from .selector import InstanceSelector
-from .solvers import SOLVERS
+from .params import add_cli_arguments, from_cli
+from .provenance import public_path
+from .pruning.params import PruningParams
+from .selection import InstanceSelector, SelectionParams, SelectionReport
 
 
 def add_select_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by ``select`` (and commands that select first)."""
+    """``--data`` plus one flag per selector parameter (from :class:`~hf_qselect.selection.SelectionParams`)."""
     parser.add_argument("--data", required=True, help="CSV/JSON/Parquet file, save_to_disk folder, hub id, or builtin:rotten_tomatoes / builtin:vader_nyt / builtin:convention_2012")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--keep", type=float, default=0.5, help="fraction of rows to keep, in (0, 1]")
-    parser.add_argument("--method", default="qubo", help="qubo (default), pasin2024, random, e2sc, biois, facility or semdedup")
-    parser.add_argument("--solver", default="sa", choices=SOLVERS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--block-size", type=int, default=100)
-    parser.add_argument("--num-reads", type=int, default=4)
-    parser.add_argument("--embedder", default=None, help="sentence-transformers path or hub id (default: packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA")
-    parser.add_argument("--n-jobs", type=int, default=-1)
-    parser.add_argument("--class-balance", type=float, default=None, help="class quotas ~ n_c^(1-b); default: 0.5 for qubo, 0 otherwise")
-    parser.add_argument("--no-denoise", dest="denoise", action="store_false", help="do not keep likely-mislabelled rows last")
-    parser.add_argument("--no-polish", dest="polish", action="store_false", help="use the annealer's answers without the swap polish")
+    add_cli_arguments(parser, SelectionParams)
 
 
 def selector_from_args(args: argparse.Namespace) -> InstanceSelector:
-    return InstanceSelector(
-        keep=args.keep, method=args.method, text_column=args.text_column, label_column=args.label_column,
-        embedder=args.embedder, solver=args.solver, seed=args.seed, block_size=args.block_size,
-        num_reads=args.num_reads, n_jobs=args.n_jobs, class_balance=args.class_balance, denoise=args.denoise,
-        precision=args.precision, polish=args.polish,
-    )
+    return from_cli(InstanceSelector, args)
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -103,7 +84,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run a YAML recipe: select, fine-tune, evaluate, save the model and its card."""
-    from .recipes import parse_recipe, run_recipe
+    from .training import parse_recipe, run_recipe
 
     parsed = parse_recipe(args.recipe, args.overrides)
     summary = run_recipe(*parsed)
@@ -127,8 +108,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.calibration_rows < 1:
         raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
     out = check_output_dir(args.out, [args.model_dir, *input_paths(args.data)], overwrite=args.overwrite)
-    pruner = AnnealingPruner(heads=args.heads, ffn=args.ffn, layers=args.layers, solver=args.solver, seed=args.seed, method=args.method,
-                             ffn_multiple=args.ffn_multiple)
+    pruner = from_cli(AnnealingPruner, args)
+    pruner.check_params()
     model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
                                          calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
     with staged_output(out) as staging:
@@ -166,17 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="remove attention heads, FFN neurons and layers from a saved model")
     prune.add_argument("model_dir")
     prune.add_argument("--data", required=True, help="calibration data (same sources as select)")
-    prune.add_argument("--heads", type=float, default=0.0, help="fraction of attention heads to remove")
-    prune.add_argument("--ffn", type=float, default=0.0, help="fraction of FFN neurons to remove")
-    prune.add_argument("--layers", type=float, default=0.0, help="fraction of layers to remove")
-    prune.add_argument("--method", default="qubo", choices=["qubo", "greedy"])
-    prune.add_argument("--solver", default="sa", choices=SOLVERS)
-    prune.add_argument("--seed", type=int, default=0)
+    add_cli_arguments(prune, PruningParams)
     prune.add_argument("--text-column", default="text")
     prune.add_argument("--label-column", default="label")
-    prune.add_argument("--calibration-rows", type=int, default=256)
-    prune.add_argument("--ffn-multiple", type=int, default=64, help="round the kept FFN width down to a multiple of this (1: exact budget)")
-    prune.add_argument("--max-length", type=int, default=64)
+    prune.add_argument("--calibration-rows", type=int, default=256, help="training rows the units are scored on")
+    prune.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length")
     prune.add_argument("--out", required=True)
     prune.add_argument("--overwrite", action="store_true")
     prune.set_defaults(func=cmd_prune)

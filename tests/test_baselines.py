@@ -4,8 +4,8 @@ import pytest
 from datasets import Dataset
 
 from hf_qselect import InstanceSelector
-from hf_qselect.baselines import lazy_greedy_facility
-from hf_qselect.knn import knn, similarity_graph
+from hf_qselect.selection.baselines import lazy_greedy_facility
+from hf_qselect.selection.knn import knn, similarity_graph
 
 from .conftest import clustered
 
@@ -52,7 +52,7 @@ def test_biois_removes_confident_mistakes_first(small):
     labels = np.array(ds["label"])
     labels[:6] = 1 - labels[:6]
     noisy = Dataset.from_dict({"text": list(ds["text"]), "label": labels.tolist()})
-    from hf_qselect.baselines import out_of_fold_logistic
+    from hf_qselect.selection.baselines import out_of_fold_logistic
 
     sel = fit(noisy, emb, method="biois", keep=0.9)
     proba = out_of_fold_logistic(sel.embeddings_, labels, seed=0)

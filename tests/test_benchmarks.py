@@ -14,7 +14,7 @@ def test_selection_benchmark_smoke(sentences, tmp_path, monkeypatch, evaluation)
     import selection
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data.csv"
@@ -44,7 +44,7 @@ def test_selection_benchmark_smoke(sentences, tmp_path, monkeypatch, evaluation)
 def tiny_model_and_data(sentences, tmp_path):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     tokenizer = AutoTokenizer.from_pretrained(default_embedder())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

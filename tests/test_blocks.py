@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from hf_qselect.blocks import apportion, bisect, block_quotas, class_blocks, class_quotas, keep_count, random_blocks
+from hf_qselect.qubo import bisect
+from hf_qselect.selection.quotas import apportion, block_quotas, class_blocks, class_quotas, keep_count, random_blocks
 
 
 def test_apportion_sums_and_is_proportional():

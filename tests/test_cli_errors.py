@@ -24,7 +24,7 @@ def workdir(tmp_path_factory):
     """A folder with every kind of input: CSVs good and bad, a save_to_disk folder, a tiny saved model, recipes."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     root = tmp_path_factory.mktemp("cli")
     labels = [i % 2 for i in range(len(TEXTS))]

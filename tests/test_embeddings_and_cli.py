@@ -6,7 +6,7 @@ from datasets import load_from_disk
 
 from hf_qselect import InstanceSelector
 from hf_qselect.cli import main
-from hf_qselect.embeddings import cache_path, default_embedder
+from hf_qselect.selection.embeddings import cache_path, default_embedder
 
 
 def test_real_embeddings_are_cached(sentences, tmp_path):
@@ -57,7 +57,7 @@ def test_cli_select_writes_dataset_and_report(sentences, tmp_path, monkeypatch):
 
 def test_bfloat16_embeddings_match_float32_and_cache_apart(sentences, tmp_path):
     texts = list(sentences["text"])
-    from hf_qselect.embeddings import embed_dataset, load_embedder
+    from hf_qselect.selection.embeddings import embed_dataset, load_embedder
 
     full, _ = embed_dataset(sentences, "text", texts, cache_dir=tmp_path, precision="float32", show_progress=False)
     half, cached = embed_dataset(sentences, "text", texts, cache_dir=tmp_path, precision="bfloat16", show_progress=False)

@@ -3,8 +3,8 @@ import itertools
 
 import numpy as np
 
-from hf_qselect.decompose import penalised_bqm, repair, swap_descent
-from hf_qselect.formulations import mmd_block, pasin_block
+from hf_qselect.qubo.decompose import penalised_bqm, repair, swap_descent
+from hf_qselect.selection.formulations import mmd_block, pasin_block
 
 from .conftest import clustered
 

@@ -10,9 +10,9 @@ from datasets import Dataset, load_from_disk
 
 from hf_qselect import InstanceSelector
 from hf_qselect.cli import main
-from hf_qselect.embeddings import cache_path, embed_dataset
-from hf_qselect.publish import load_reduced, publish_reduced
-from hf_qselect.recipes import parse_recipe
+from hf_qselect.selection.embeddings import cache_path, embed_dataset
+from hf_qselect.hub import load_reduced, publish_reduced
+from hf_qselect.training.recipes import parse_recipe
 
 from .conftest import clustered
 from .test_output_dir import run_killed, tree
@@ -70,7 +70,7 @@ def command_inputs(tmp_path_factory):
     """A CSV, a `select` output, a tiny saved model, and a first output of each command to be replaced."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     root = tmp_path_factory.mktemp("kill")
     emb, labels = clustered(80, classes=2)
@@ -203,7 +203,7 @@ def test_a_bad_cache_entry_is_named_deleted_and_recomputed(sentences, tmp_path, 
 
 
 def test_cache_writes_from_threads_do_not_collide(tmp_path):
-    from hf_qselect.embeddings import write_cached
+    from hf_qselect.selection.embeddings import write_cached
 
     path = tmp_path / "emb.npy"
     errors = []
@@ -287,7 +287,7 @@ def test_train_replaces_its_output_dir_only_with_the_flag(sentences, tmp_path, m
     import yaml
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
     tokenizer = AutoTokenizer.from_pretrained(default_embedder())

@@ -5,10 +5,9 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification
 
-from hf_qselect.methods import SolveSettings
+from hf_qselect.qubo import AnnealSettings
 from hf_qselect.pruning import AnnealingPruner, load_pruned
 from hf_qselect.pruning.qubo import select_units
-from hf_qselect.solvers import get_solver
 
 H, D, HIDDEN, FFN, LAYERS = 4, 8, 32, 64, 4
 
@@ -71,13 +70,13 @@ def test_ffn_and_layer_pruning_round_trip_through_plain_from_pretrained(calibrat
         assert torch.equal(BertForSequenceClassification.from_pretrained(tmp_path / "p").eval()(x).logits, model(x).logits)
 
 
-def random_units(n: int, dim: int, seed: int, block_size: int) -> tuple[np.ndarray, np.ndarray, SolveSettings]:
+def random_units(n: int, dim: int, seed: int, block_size: int) -> tuple[np.ndarray, np.ndarray, AnnealSettings]:
     """Importance, unit-norm signal vectors and SA settings for ``n`` random units."""
     rng = np.random.default_rng(seed)
     importance = rng.random(n) + 0.05
     vectors = rng.normal(size=(n, dim))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return importance, vectors, SolveSettings(plan=get_solver("sa"), seed=0, block_size=block_size, n_jobs=1)
+    return importance, vectors, AnnealSettings(solver="sa", seed=0, block_size=block_size, n_jobs=1)
 
 
 def test_unit_qubo_energy_matches_independent_recomputation():
@@ -90,7 +89,7 @@ def test_unit_qubo_energy_matches_independent_recomputation():
         for b in range(a + 1, len(kept)):
             expected += (2 * 0.5 / 9) * max(float(vectors[kept[a]] @ vectors[kept[b]]), 0.0)
     assert len(kept) == 10 and np.isclose(choice.energy, expected)
-    greedy = select_units(importance, vectors, 10, SolveSettings(plan=None), beta=0.5)
+    greedy = select_units(importance, vectors, 10, AnnealSettings(), beta=0.5, method="greedy")
     assert set(greedy.kept) == set(np.argsort(-importance)[:10])
 
 
@@ -158,7 +157,7 @@ def test_cli_prune_a_saved_model(sentences, tmp_path):
     from transformers import AutoTokenizer
 
     from hf_qselect.cli import main
-    from hf_qselect.embeddings import default_embedder
+    from hf_qselect.selection.embeddings import default_embedder
 
     tokenizer = AutoTokenizer.from_pretrained(default_embedder())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=H,

@@ -8,7 +8,7 @@ from huggingface_hub import DatasetCard
 
 from hf_qselect import InstanceSelector
 from hf_qselect.cli import main
-from hf_qselect.publish import load_reduced, publish_reduced
+from hf_qselect.hub import load_reduced, publish_reduced
 
 from .conftest import clustered
 
@@ -88,7 +88,7 @@ def test_bad_input(fitted, tmp_path):
 
 
 def test_failure_leaves_nothing_partial(fitted, tmp_path, monkeypatch):
-    import hf_qselect.publish as publish
+    import hf_qselect.hub.publish as publish
 
     ds, sel = fitted
 
@@ -149,7 +149,7 @@ def test_reproduce_command_rebuilds_the_same_selector(fitted):
     import shlex
 
     from hf_qselect.cli import build_parser, selector_from_args
-    from hf_qselect.dataset_card import reproduce_command
+    from hf_qselect.hub.dataset_card import reproduce_command
 
     ds, _ = fitted
     emb, _ = clustered(300, classes=3, seed=2)

@@ -6,9 +6,9 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from hf_qselect import InstanceSelector, SelectionReport
-from hf_qselect.decompose import solve_blocks
-from hf_qselect.formulations import mmd_block
-from hf_qselect.solvers import get_solver
+from hf_qselect.qubo.decompose import solve_blocks
+from hf_qselect.selection.formulations import mmd_block
+from hf_qselect.qubo.solvers import get_solver
 
 from .conftest import clustered
 
@@ -90,7 +90,7 @@ def test_class_quotas_and_denoise(small):
     noisy_ds = Dataset.from_dict({"text": list(ds["text"]), "label": flipped.tolist()})
     sel = InstanceSelector(keep=0.5, seed=0, block_size=40, show_progress=False, n_jobs=1).fit(noisy_ds, embeddings=emb)
     assert sel.report_.likely_mislabelled >= 1
-    from hf_qselect.scoring import likely_mislabelled, out_of_fold_proba
+    from hf_qselect.selection.scoring import likely_mislabelled, out_of_fold_proba
 
     noisy = likely_mislabelled(out_of_fold_proba(emb, flipped, seed=0), flipped)
     assert not (sel.mask_ & noisy).any()  # with half kept, no flagged row is needed
@@ -126,19 +126,23 @@ def test_other_local_solvers(small, solver):
     assert sel.mask_.sum() == 60
 
 
-def test_qpu_path_reuses_one_clique_embedding_per_block_size(small, monkeypatch):
-    """The QPU composite on a real Pegasus topology, with simulated annealing standing in for the cloud."""
-    import dimod
-    import dwave_networkx as dnx
-    from dwave.samplers import SimulatedAnnealingSampler
+def test_qpu_path_runs_through_dwave_clique_sampler(small, monkeypatch):
+    """solver="qpu" is dwave-system's DWaveCliqueSampler; the cloud QPU behind it is dwave-system's own local
+    MockDWaveSampler (a Pegasus topology sampled by simulated annealing), since Leap cannot be reached here."""
+    import dwave.system.samplers.clique as clique
+    from dwave.system.testing import MockDWaveSampler
 
-    from hf_qselect.solvers import CliqueEmbeddingSampler
+    made = []
 
-    graph = dnx.pegasus_graph(6)
-    child = dimod.StructureComposite(SimulatedAnnealingSampler(), list(graph.nodes), list(graph.edges))
-    qpu = CliqueEmbeddingSampler(child, target_graph=graph)
+    def local_qpu(**config):
+        made.append(config)
+        return MockDWaveSampler(topology_type="pegasus", topology_shape=[6])
+
+    monkeypatch.setattr(clique, "DWaveSampler", local_qpu)
+    monkeypatch.setenv("DWAVE_API_TOKEN", "test-token")
     ds, emb = small
-    sel = InstanceSelector(keep=0.5, solver=qpu, seed=0, block_size=16, show_progress=False, n_jobs=1).fit(ds, embeddings=emb)
-    assert sel.mask_.sum() == 120
-    sizes = {len(b) for b in sel.blocks_}
-    assert set(qpu._composites) == sizes
+    sel = InstanceSelector(keep=0.5, solver="qpu", seed=0, block_size=16, show_progress=False, n_jobs=1).fit(ds, embeddings=emb)
+    assert sel.mask_.sum() == 120 and sel.report_.solver == "qpu"
+    assert made and made[0]["token"] == "test-token"
+    for block in sel.blocks_:  # every block keeps its quota
+        assert 0 < sel.mask_[block].sum() <= len(block)

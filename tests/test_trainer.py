@@ -11,8 +11,8 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from hf_qselect import InstanceSelector, QSelectTrainer
 from hf_qselect.cli import main
-from hf_qselect.embeddings import default_embedder
-from hf_qselect.recipes import RECIPE_DATACLASSES, parse_recipe
+from hf_qselect.selection.embeddings import default_embedder
+from hf_qselect.training.recipes import RECIPE_DATACLASSES, parse_recipe
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +113,14 @@ def test_recipe_round_trips_through_hfargumentparser(tmp_path):
               "report_to": "none", "class_balance": 0.5}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    model, data, sel, prune, training = parse_recipe(path, ["--keep", "0.4", "--heads", "0.25"])
-    assert prune.heads == 0.25 and prune.ffn == 0.0 and prune.prune_at == "start"
-    assert data.dataset == "data.csv" and sel.method == "random" and sel.class_balance == 0.5
-    assert sel.keep == 0.4 and training.num_train_epochs == 2 and training.report_to == []
-    assert [type(x) for x in (model, data, sel, prune, training)] == list(RECIPE_DATACLASSES)
+    model, data, config = parse_recipe(path, ["--keep", "0.4", "--heads", "0.25"])
+    assert config.heads == 0.25 and config.ffn == 0.0 and config.prune_at == "start"
+    assert data.dataset == "data.csv" and config.method == "random" and config.class_balance == 0.5
+    assert config.keep == 0.4 and config.num_train_epochs == 2 and config.report_to == []
+    assert [type(x) for x in (model, data, config)] == list(RECIPE_DATACLASSES)
+    selector, pruner = config.make_selector(), config.make_pruner()
+    assert (selector.keep, selector.method, selector.class_balance, selector.seed) == (0.4, "random", 0.5, 0)
+    assert (pruner.heads, pruner.method, pruner.seed) == (0.25, "qubo", config.seed)
     path.write_text(yaml.safe_dump({**recipe, "kep": 0.3}))
     with pytest.raises(ValueError, match="kep"):
         parse_recipe(path)
@@ -195,5 +198,5 @@ def test_pruner_bad_input_before_training(tokenized, tokenizer, tmp_path):
 def test_shipped_recipes_parse(recipe):
     from pathlib import Path
 
-    model, data, sel, prune, training = parse_recipe(Path(__file__).parents[1] / recipe)
-    assert data.dataset.startswith("builtin:") and sel.keep == 0.5 and training.warmup_steps == 0.06
+    model, data, config = parse_recipe(Path(__file__).parents[1] / recipe)
+    assert data.dataset.startswith("builtin:") and config.keep == 0.5 and config.warmup_steps == 0.06

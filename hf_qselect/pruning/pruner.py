@@ -2,23 +2,18 @@
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 from datasets import Dataset
 
-from ..methods import SolveSettings
-from ..solvers import get_solver
+from ..qubo import AnnealSettings, get_solver
 from .architecture import Shape, apply_plan, check_supported, head_size, shape_of
+from .params import PruningParams
 from .qubo import select_units
 from .report import PruningReport
 from .scores import compute_scores, label_column
-
-
-def check_budget(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a fraction to remove in [0, 1), got {name}={value!r}")
-    return float(value)
 
 
 def ffn_keep_width(width: int, ffn: float, multiple: int) -> int:
@@ -34,7 +29,7 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-class AnnealingPruner:
+class AnnealingPruner(PruningParams):
     """Remove ``heads``, ``ffn`` (fractions of attention heads / FFN neurons) and ``layers`` (fraction of layers).
 
     ``method="qubo"`` keeps units by annealing importance-minus-redundancy QUBOs; ``method="greedy"`` keeps
@@ -47,33 +42,22 @@ class AnnealingPruner:
     ``scores_``, ``shape_``, ``report_``.
     """
 
-    def __init__(self, heads: float = 0.0, ffn: float = 0.0, layers: float = 0.0, solver: Any = "sa", seed: int | None = None, *,
-                 method: str = "qubo", redundancy_weight: float = 0.5, block_size: int = 100, num_reads: int = 4,
-                 num_sweeps: int | None = 1000, n_jobs: int | None = 1, batch_size: int = 16, max_tokens: int = 2048,
-                 ffn_multiple: int = 64, show_progress: bool = True):
-        self.heads, self.ffn, self.layers = heads, ffn, layers
-        self.solver, self.seed, self.method = solver, seed, method
-        self.redundancy_weight, self.block_size = redundancy_weight, block_size
-        self.num_reads, self.num_sweeps, self.n_jobs = num_reads, num_sweeps, n_jobs
-        self.batch_size, self.max_tokens, self.show_progress = batch_size, max_tokens, show_progress
-        self.ffn_multiple = ffn_multiple
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters as given (scikit-learn style)."""
+        return {f.name: getattr(self, f.name) for f in fields(PruningParams)}
 
     def __repr__(self) -> str:
         return f"AnnealingPruner(heads={self.heads}, ffn={self.ffn}, layers={self.layers}, method={self.method!r}, solver={self.solver!r}, seed={self.seed})"
 
-    def _settings(self) -> SolveSettings:
-        plan = get_solver(self.solver) if self.method == "qubo" else None
-        return SolveSettings(plan=plan, seed=self.seed, block_size=self.block_size, num_reads=self.num_reads,
-                             num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, show_progress=False)
+    def _settings(self) -> AnnealSettings:
+        return AnnealSettings(solver=self.solver, seed=self.seed, block_size=self.block_size, num_reads=self.num_reads,
+                              num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, show_progress=False)
 
     def fit(self, model, calibration_dataset: Dataset) -> "AnnealingPruner":
         """Score every unit on ``calibration_dataset`` (tokenized, with labels) and choose what to keep."""
         check_supported(model)
-        budgets = {name: check_budget(name, getattr(self, name)) for name in ("heads", "ffn", "layers")}
-        if self.method not in ("qubo", "greedy"):
-            raise ValueError(f"method must be 'qubo' or 'greedy', got {self.method!r}")
-        if isinstance(self.ffn_multiple, bool) or not isinstance(self.ffn_multiple, (int, np.integer)) or self.ffn_multiple < 1:
-            raise ValueError(f"ffn_multiple must be a positive integer, got {self.ffn_multiple!r}")
+        checked = self.check_params()
+        budgets = {name: checked[name] for name in ("heads", "ffn", "layers")}
         if not isinstance(calibration_dataset, Dataset):
             raise TypeError(f"calibration_dataset must be a tokenized datasets.Dataset, got {type(calibration_dataset).__name__}")
         label_column(calibration_dataset)
@@ -83,6 +67,8 @@ class AnnealingPruner:
         if keep_layers < 1:
             raise ValueError(f"layers={budgets['layers']} would remove all {n_layers} layers")
         settings = self._settings()
+        if self.method == "qubo":
+            settings.solver = get_solver(self.solver)  # resolved once for every layer's QUBOs
         timings = {}
         start = time.perf_counter()
         scores = compute_scores(model, calibration_dataset, self.batch_size, self.max_tokens, self.show_progress)
@@ -90,7 +76,7 @@ class AnnealingPruner:
         start = time.perf_counter()
         energies, repaired = {}, 0
 
-        layer_choice = select_units(scores.layer_importance, scores.layer_vectors, keep_layers, settings, self.redundancy_weight)
+        layer_choice = select_units(scores.layer_importance, scores.layer_vectors, keep_layers, settings, self.redundancy_weight, self.method)
         kept_layers = [int(i) for i in layer_choice.kept]
         energies["layers"], repaired = layer_choice.energy, repaired + layer_choice.repaired
 
@@ -101,7 +87,7 @@ class AnnealingPruner:
         if keep_heads < len(kept_layers):
             raise ValueError(f"heads={budgets['heads']} leaves {keep_heads} heads for {len(kept_layers)} layers; every kept layer needs one")
         importance = np.concatenate([scores.head_importance[l] / (np.linalg.norm(scores.head_importance[l]) or 1.0) for l in kept_layers])
-        head_choice = select_units(importance, scores.head_vectors[units], keep_heads, settings, self.redundancy_weight)
+        head_choice = select_units(importance, scores.head_vectors[units], keep_heads, settings, self.redundancy_weight, self.method)
         kept_units, empty_repairs = self._fill_empty_layers(units[head_choice.kept], units, importance, offsets, kept_layers)
         kept_heads = {l: [int(u - offsets[l]) for u in kept_units if offsets[l] <= u < offsets[l + 1]] for l in kept_layers}
         energies["heads"], repaired = head_choice.energy, repaired + head_choice.repaired
@@ -112,7 +98,7 @@ class AnnealingPruner:
             raise ValueError(f"ffn={budgets['ffn']} would remove every FFN neuron")
         kept_neurons, energies["ffn"] = {}, 0.0
         for l in kept_layers:
-            choice = select_units(scores.neuron_importance[l], scores.neuron_vectors[l], keep_width, settings, self.redundancy_weight)
+            choice = select_units(scores.neuron_importance[l], scores.neuron_vectors[l], keep_width, settings, self.redundancy_weight, self.method)
             kept_neurons[l] = [int(i) for i in choice.kept]
             energies["ffn"] += choice.energy
             repaired += choice.repaired
@@ -121,7 +107,7 @@ class AnnealingPruner:
         self.scores_, self.shape_ = scores, shape
         self.kept_layers_, self.kept_heads_, self.kept_neurons_ = kept_layers, kept_heads, kept_neurons
         self.report_ = PruningReport(
-            method=self.method, solver=settings.plan.name if settings.plan else None, seed=self.seed, budgets=budgets,
+            method=self.method, solver=settings.solver.name if self.method == "qubo" else None, seed=self.seed, budgets=budgets,
             layers_before=n_layers, layers_kept=kept_layers, heads_before=int(sum(shape.heads_per_layer)),
             heads_after=sum(len(h) for h in kept_heads.values()), kept_heads={str(l): h for l, h in kept_heads.items()},
             ffn_width_before=int(width), ffn_width_after=int(keep_width), energies=energies, repaired_blocks=repaired,

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..blocks import bisect
-from ..formulations import BlockQUBO, boundary_penalty
-from ..methods import SolveSettings, anneal
+from ..qubo import AnnealSettings, BlockQUBO, anneal, bisect, boundary_penalty
 
 
 @dataclass
@@ -48,14 +46,15 @@ def ranked_quotas(importance: np.ndarray, parts: list[np.ndarray], k: int) -> np
     return np.array([int(top[p].sum()) for p in parts])
 
 
-def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: SolveSettings, beta: float = 0.5) -> UnitChoice:
-    """Keep ``k`` of ``len(importance)`` units: greedy when ``settings.plan`` is None, else annealed QUBOs."""
+def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: AnnealSettings, beta: float = 0.5,
+                 method: str = "qubo") -> UnitChoice:
+    """Keep ``k`` of ``len(importance)`` units: the ``k`` most important (``method="greedy"``) or annealed QUBOs."""
     n = len(importance)
     if not 0 < k <= n:
         raise ValueError(f"cannot keep {k} of {n} units")
     if k == n:
         return UnitChoice(kept=np.arange(n), energy=0.0, repaired=0, blocks=0)
-    if settings.plan is None:
+    if method == "greedy":
         return UnitChoice(kept=np.sort(np.argsort(-importance, kind="stable")[:k]), energy=0.0, repaired=0, blocks=0)
     scale = float(np.mean(importance)) or 1.0
     parts = bisect(vectors.astype(np.float32), np.arange(n), settings.block_size) if n > settings.block_size else [np.arange(n)]

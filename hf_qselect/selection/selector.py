@@ -4,18 +4,21 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
-from .blocks import keep_count
+from ..qubo import AnnealSettings, get_solver
+from ..validation import check_columns, check_dataset, check_embeddings, check_fraction, check_min_keep, label_codes, text_values
 from .embeddings import effective_precision, embed_dataset, embedder_name
-from .methods import NEEDS_EMBEDDINGS, NEEDS_SOLVER, SolveSettings, effective_class_balance, registry
-from .report import SelectionReport, public_params, public_path
-from .solvers import get_solver
-from .validation import (check_columns, check_dataset, check_embeddings, check_fraction, check_keep, check_min_keep, label_codes,
-                         text_values)
+from .options import MethodOptions
+from .params import SelectionParams
+from .quotas import keep_count
+from .registry import effective_class_balance, get_method
+from ..provenance import public_params, public_path
+from .report import SelectionReport
 
 
 def row_hashes(texts: list[str]) -> np.ndarray:
@@ -54,93 +57,61 @@ def ensure_every_class(mask: np.ndarray, codes: np.ndarray, seed: int | None) ->
     return topped_up
 
 
-class InstanceSelector:
+class InstanceSelector(SelectionParams):
     """Choose ``keep`` of a labelled text dataset's rows by solving a QUBO on an annealer.
 
-    Parameters
-    ----------
-    keep: fraction of rows to keep, in (0, 1]; exactly ``round(keep * n)`` rows are kept.
+    Parameters (declared once in :class:`~hf_qselect.selection.params.SelectionParams`, which also gives the
+    CLI flags and recipe keys):
+
+    keep: fraction of rows to keep, in (0, 1]; exactly ``round(keep * n)`` rows are kept, at least one per class.
     method: ``"qubo"`` (default formulation), ``"pasin2024"`` (published QUBO), ``"random"`` (stratified),
         or a classical baseline: ``"e2sc"``, ``"biois"``, ``"facility"``, ``"semdedup"``.
     text_column, label_column: columns of the dataset.
     embedder: sentence-transformers model path, hub id or object; ``None`` = packaged all-MiniLM-L6-v2.
     solver: ``"sa"``, ``"tabu"``, ``"steepest"``, ``"exact"``, ``"qpu"``, ``"hybrid"`` or any ``dimod.Sampler``.
-    seed: makes the selection reproducible.
+    seed: makes the selection reproducible (default 0).
     block_size: largest block solved at once (100 fits a QPU clique).
-    num_reads, num_sweeps: annealer settings (passed when the sampler accepts them).
-    n_jobs: joblib workers for the blocks (-1: all cores; a joblib backend context is honoured).
-    device, precision: where and in which dtype the embedder runs; ``precision="auto"`` is float32 on CPU and
+    num_reads, num_sweeps, sampler_params: annealer settings (passed when the sampler accepts them).
+    n_jobs: joblib workers for the blocks (-1: all cores; a joblib backend context is honoured). Problems too
+        small to pay for a pool run in this process.
+    batch_size, device, precision: how the embedder runs; ``precision="auto"`` is float32 on CPU and
         bfloat16/float16 on CUDA (``"bfloat16"`` is worth trying on CPUs with native bfloat16).
     cache_dir: embedding cache folder, ``None`` = ``$HF_QSELECT_CACHE`` or ``~/.cache/hf_qselect``, ``False`` = off.
     class_balance: class quotas proportional to ``n_c ** (1 - class_balance)``; ``None`` = the method's
         default (0.5, square-root quotas, for ``"qubo"``; 0, stratified, for the others).
     denoise: ``"qubo"`` only: rows an out-of-fold LDA confidently assigns to another class are kept last.
-    noise_confidence: the confidence that makes such a row "likely mislabelled".
+    noise_confidence: the confidence that makes such a row "likely mislabelled" (``"qubo"`` and ``"biois"``).
     polish: swap a kept and a dropped row of a block while that lowers its energy, after annealing
         (``"qubo"``; ``"pasin2024"`` always uses the annealer's answer as published).
 
     Fitted attributes: ``mask_``, ``indices_``, ``report_``, ``classes_``, ``codes_`` (label index per row),
-    ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``.
+    ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``. Works with ``sklearn.base.clone``.
     """
 
-    def __init__(
-        self,
-        keep: float = 0.5,
-        method: str = "qubo",
-        text_column: str = "text",
-        label_column: str = "label",
-        embedder: Any = None,
-        solver: Any = "sa",
-        seed: int | None = None,
-        *,
-        block_size: int = 100,
-        num_reads: int = 4,
-        num_sweeps: int | None = 1000,
-        n_jobs: int | None = -1,
-        batch_size: int = 64,
-        device: str | None = None,
-        precision: str = "auto",
-        cache_dir: Any = None,
-        show_progress: bool = True,
-        sampler_params: dict | None = None,
-        class_balance: float | None = None,
-        denoise: bool = True,
-        noise_confidence: float = 0.8,
-        polish: bool = True,
-    ):
-        self.keep = keep
-        self.method = method
-        self.text_column = text_column
-        self.label_column = label_column
-        self.embedder = embedder
-        self.solver = solver
-        self.seed = seed
-        self.block_size = block_size
-        self.num_reads = num_reads
-        self.num_sweeps = num_sweeps
-        self.n_jobs = n_jobs
-        self.batch_size = batch_size
-        self.device = device
-        self.precision = precision
-        self.cache_dir = cache_dir
-        self.show_progress = show_progress
-        self.sampler_params = sampler_params
-        self.class_balance = class_balance
-        self.denoise = denoise
-        self.noise_confidence = noise_confidence
-        self.polish = polish
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters as given (scikit-learn style)."""
+        return {f.name: getattr(self, f.name) for f in fields(SelectionParams)}
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's parameters (scikit-learn style); an embedder object is given by its name."""
-        import inspect
+    def set_params(self, **params: Any) -> "InstanceSelector":
+        """Set constructor parameters (scikit-learn style); unknown names raise."""
+        known = self.get_params()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(f"InstanceSelector has no parameter {name!r}; its parameters are {sorted(known)}")
+            setattr(self, name, value)
+        return self
 
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
-        params = {n: getattr(self, n) for n in names}
+    def provenance(self, precision: str | None = None) -> dict[str, Any]:
+        """The parameters as a report or card records them: names for model and sampler objects, file names for
+        local paths, and the precision the embedder really ran in."""
+        params = self.get_params()
         if not isinstance(params["embedder"], (str, type(None))):
             params["embedder"] = embedder_name(params["embedder"])
         if not isinstance(params["solver"], str):
             params["solver"] = type(params["solver"]).__name__
-        return params
+        if precision is not None:
+            params["precision"] = precision
+        return public_params(params)
 
     def __repr__(self) -> str:
         return (
@@ -152,19 +123,14 @@ class InstanceSelector:
     def fit(self, dataset: Dataset | DatasetDict, embeddings: np.ndarray | None = None) -> "InstanceSelector":
         """Choose the rows to keep. ``DatasetDict``: its ``train`` split. ``embeddings``: skip embedding."""
         ds = check_dataset(dataset)
-        keep = check_keep(self.keep)
-        methods = registry()
-        if self.method not in methods:
-            raise ValueError(f"method must be one of {list(methods)}, got {self.method!r}")
-        if not isinstance(self.block_size, (int, np.integer)) or self.block_size < 2:
-            raise ValueError(f"block_size must be an integer >= 2, got {self.block_size!r}")
-        needs_text = embeddings is None and self.method in NEEDS_EMBEDDINGS
+        checked = self.check_params()
+        keep = checked["keep"]
+        spec = get_method(self.method)
+        needs_text = embeddings is None and spec.needs_embeddings
         check_columns(ds, label_column=self.label_column, text_column=self.text_column if needs_text else None)
-        plan = get_solver(self.solver) if self.method in NEEDS_SOLVER else None
-        precision = effective_precision(self.embedder, self.precision, self.device) if embeddings is None and self.method in NEEDS_EMBEDDINGS else None
+        plan = get_solver(self.solver) if spec.anneals else None
+        precision = effective_precision(self.embedder, self.precision, self.device) if needs_text else None
         codes, classes = label_codes(ds[self.label_column], self.label_column)
-        if self.class_balance is not None:
-            check_fraction("class_balance", self.class_balance, 0.0, 1.0)
         check_fraction("noise_confidence", self.noise_confidence, 1.0 / len(classes), 1.0, low_open=True)
         n_keep = keep_count(keep, len(ds))
         check_min_keep(keep, n_keep, len(ds), len(classes))
@@ -175,7 +141,7 @@ class InstanceSelector:
         vectors = None
         if embeddings is not None:
             vectors = check_embeddings(embeddings, len(ds))
-        elif self.method in NEEDS_EMBEDDINGS:
+        elif spec.needs_embeddings:
             start = time.perf_counter()
             raw, cached = embed_dataset(
                 ds, self.text_column, texts, self.embedder, cache_dir=self.cache_dir,
@@ -184,13 +150,14 @@ class InstanceSelector:
             vectors = check_embeddings(raw, len(ds))
             timings["embed"] = time.perf_counter() - start
 
-        settings = SolveSettings(
-            plan=plan, seed=self.seed, block_size=int(self.block_size), num_reads=self.num_reads,
-            num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
-            show_progress=self.show_progress, class_balance=self.class_balance, denoise=self.denoise,
-            noise_confidence=self.noise_confidence, polish=bool(self.polish),
+        options = MethodOptions(
+            anneal=AnnealSettings(solver=plan, seed=self.seed, block_size=int(self.block_size), num_reads=self.num_reads,
+                                  num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
+                                  show_progress=self.show_progress, polish=bool(self.polish)),
+            class_balance=effective_class_balance(self.method, self.class_balance) or 0.0,
+            denoise=self.denoise, noise_confidence=float(self.noise_confidence),
         )
-        result = methods[self.method](vectors, codes, n_keep, settings)
+        result = spec.fn(vectors, codes, n_keep, options)
         timings.update(result.timings)
         if int(result.mask.sum()) != n_keep:  # an internal invariant, never the user's fault
             raise RuntimeError(f"method {self.method!r} kept {int(result.mask.sum())} rows instead of {n_keep}")
@@ -230,8 +197,8 @@ class InstanceSelector:
             classes_topped_up=topped_up,
             embeddings_cached=cached,
             source_fingerprint=ds._fingerprint,
-            params=public_params(self.get_params()),
-            class_balance=effective_class_balance(self.method, self.class_balance) if self.method != "pasin2024" else None,
+            params=self.provenance(precision),
+            class_balance=effective_class_balance(self.method, self.class_balance),
             timings={k: round(v, 4) for k, v in timings.items()},
         )
         return self

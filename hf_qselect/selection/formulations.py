@@ -1,58 +1,9 @@
-"""QUBO formulations of instance selection on one block of rows.
-
-A block QUBO is ``E(x) = h.x + sum_{i<j} J_ij x_i x_j + offset`` over binary ``x``
-(1 = keep), to be minimised subject to ``sum(x) == k``. ``J`` is stored as a dense
-upper-triangular matrix: blocks are small (about 100 rows), never the whole dataset.
-"""
+"""QUBO formulations of instance selection on one block of rows (``x_i = 1`` keeps row i, exactly k kept)."""
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass
-class BlockQUBO:
-    """One block's QUBO: ``index`` are the rows (in the dataset) its variables stand for."""
-
-    index: np.ndarray
-    h: np.ndarray
-    J: np.ndarray
-    offset: float
-    k: int
-    penalty: float = 0.0
-
-    @property
-    def size(self) -> int:
-        return len(self.index)
-
-    def energy(self, x: np.ndarray) -> np.ndarray:
-        """Objective of one (m,) or many (r, m) binary vectors, without the cardinality penalty."""
-        x = np.asarray(x, dtype=np.float64)
-        return x @ self.h + np.einsum("...i,ij,...j->...", x, self.J, x) + self.offset
-
-
-def max_delta_penalty(h: np.ndarray, J: np.ndarray) -> float:
-    """Pasin et al.'s strength: the largest possible single-flip change, ``max_i |h_i| + sum_j |J_ij|``."""
-    absj = np.abs(J)
-    return float(np.max(np.abs(h) + absj.sum(axis=0) + absj.sum(axis=1))) or 1.0
-
-
-def boundary_penalty(h: np.ndarray, J: np.ndarray, k: int) -> float:
-    """Penalty scale set by the flip costs at the decision boundary.
-
-    At the fractional point ``x = k/m`` the cost of keeping unit ``i`` is ``c_i = h_i + (W x)_i``
-    (``W = J + J^T``). Sorted, ``c_(k)`` and ``c_(k+1)`` are the last unit in and the first unit out:
-    the penalty ``max(|c_(k)|, |c_(k+1)|, c_(k+1) - c_(k))`` makes swapping across that boundary
-    cheaper than breaking ``sum(x) == k``. Pasin's worst-case bound (above) is set by the most extreme
-    unit instead; measured on Vader NYT blocks (keep 0.5, SA, 4 reads) it left the energy at 1706 where
-    this rule reaches 475 (tabu: 409), and on skewed pruning scores it kept SA below greedy ranking.
-    An answer that still breaks ``sum(x) == k`` is repaired.
-    """
-    x = np.full(len(h), k / max(len(h), 1))
-    cost = np.sort(h + (J + J.T) @ x)
-    last_in, first_out = cost[max(k - 1, 0)], cost[min(k, len(cost) - 1)]
-    return float(max(abs(last_in), abs(first_out), first_out - last_in)) or 1.0
+from ..qubo import BlockQUBO, boundary_penalty, max_delta_penalty
 
 
 def rbf_kernel(embeddings: np.ndarray) -> np.ndarray:

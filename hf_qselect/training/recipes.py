@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import yaml
 from datasets import ClassLabel, Dataset, DatasetDict
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
-from .data import input_paths, load_data
-from .embeddings import default_embedder
-from .output_dir import check_output_dir, staged_output
-from .report import public_path
-from .validation import check_keep, check_labels
+from ..data import input_paths, load_data
+from ..output_dir import check_output_dir, staged_output
+from ..provenance import public_path
+from ..selection import default_embedder
+from ..validation import check_keep, check_labels
+from .config import QSelectConfig
 
 
 @dataclass
@@ -45,46 +46,8 @@ class DataArguments:
     split_seed: int = field(default=0)
 
 
-@dataclass
-class SelectionArguments:
-    """The instance selector; ``keep=1.0`` or ``method='none'`` trains on everything."""
-
-    keep: float = field(default=0.5)
-    method: str = field(default="qubo", metadata={"help": "qubo, pasin2024, random, or none"})
-    solver: str = field(default="sa")
-    selection_seed: int = field(default=0)
-    block_size: int = field(default=100)
-    num_reads: int = field(default=4)
-    class_balance: float | None = field(default=None)
-    denoise: bool = field(default=True)
-    embedder: str | None = field(default=None)
-    embedding_precision: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
-
-
 SUMMARY_FILE = "run_summary.json"
-@dataclass
-class PruningArguments:
-    """Structured pruning; all budgets 0 = no pruning."""
-
-    heads: float = field(default=0.0, metadata={"help": "fraction of attention heads to remove"})
-    ffn: float = field(default=0.0, metadata={"help": "fraction of FFN neurons to remove (same in every layer)"})
-    layers: float = field(default=0.0, metadata={"help": "fraction of encoder layers to remove"})
-    prune_method: str = field(default="qubo", metadata={"help": "qubo or greedy"})
-    prune_at: str = field(default="start", metadata={"help": "start: prune then train; end: train, prune, recover"})
-    recovery_epochs: float = field(default=1.0)
-    calibration_rows: int = field(default=256)
-    ffn_multiple: int = field(default=64, metadata={"help": "round the kept FFN width down to a multiple of this (1: exact budget)"})
-
-
-@dataclass
-class QSelectTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` plus ``overwrite_output_dir`` (which transformers 5 dropped): ``hf-qselect train``
-    refuses a non-empty ``output_dir`` without it, like the other commands, and replaces it atomically."""
-
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a non-empty output_dir (atomically, once training succeeded)"})
-
-
-RECIPE_DATACLASSES = (ModelArguments, DataArguments, SelectionArguments, PruningArguments, QSelectTrainingArguments)
+RECIPE_DATACLASSES = (ModelArguments, DataArguments, QSelectConfig)
 
 
 def field_types() -> dict[str, str]:
@@ -100,12 +63,13 @@ def recipe_to_argv(recipe: dict[str, Any]) -> list[str]:
     A mapping or list given for a key that takes a plain value is refused, naming the key.
     """
     types = field_types()
+    json_keys = {"sampler_params"}  # declared as JSON objects (a dict in YAML, a JSON string on the command line)
     argv: list[str] = []
     for key, value in recipe.items():
         if value is None:
             continue
         declared = types.get(key, "")
-        if isinstance(value, dict) and "dict" not in declared:
+        if isinstance(value, dict) and "dict" not in declared and key not in json_keys:
             raise ValueError(f"recipe key {key!r} must be a single value ({declared or 'unknown key'}), got a mapping {value!r}")
         if isinstance(value, (list, tuple)) and not any(t in declared for t in ("list", "dict")):
             raise ValueError(f"recipe key {key!r} must be a single value ({declared or 'unknown key'}), got a list {value!r}")
@@ -137,7 +101,7 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
 
 
 def parse_recipe(path: str | Path, overrides: list[str] | None = None):
-    """Parse a YAML recipe (plus ``--key value`` overrides) into the five dataclasses.
+    """Parse a YAML recipe (plus ``--key value`` overrides) into ``(ModelArguments, DataArguments, QSelectConfig)``.
 
     Unknown keys and wrong types fail with ``HfArgumentParser``'s error, which names the key; so do values
     out of range (``keep`` outside (0, 1]).
@@ -152,7 +116,7 @@ def parse_recipe(path: str | Path, overrides: list[str] | None = None):
         message = captured.getvalue().strip().splitlines()
         raise ValueError(f"recipe {path}: {message[-1] if message else err}") from None
     try:
-        check_keep(parsed[2].keep)
+        check_keep(parsed[-1].keep)
     except (TypeError, ValueError) as err:
         raise ValueError(f"recipe {path}: {err}") from None
     return parsed
@@ -178,23 +142,21 @@ def macro_f1_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(labels, predictions)), "macro_f1": float(f1_score(labels, predictions, average="macro"))}
 
 
-def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: SelectionArguments,
-               prune_args: PruningArguments, training_args: TrainingArguments) -> dict[str, Any]:
-    """Select, fine-tune, evaluate, save model + card; return a summary dict."""
+def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSelectConfig) -> dict[str, Any]:
+    """Select, fine-tune, evaluate, save model + card into ``config.output_dir`` (atomically); return a summary dict."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .pruning import AnnealingPruner, load_pruned
-    from .selector import InstanceSelector
+    from ..pruning import load_pruned
     from .trainer import QSelectTrainer
 
     start = time.perf_counter()
-    check_keep(sel_args.keep)
+    check_keep(config.keep)
     path = model_args.model_name_or_path or default_embedder()
-    target = check_output_dir(training_args.output_dir, [path if Path(path).exists() else None, *input_paths(data_args.dataset)],
-                              overwrite=getattr(training_args, "overwrite_output_dir", False), flag="--overwrite_output_dir",
+    target = check_output_dir(config.output_dir, [path if Path(path).exists() else None, *input_paths(data_args.dataset)],
+                              overwrite=config.overwrite_output_dir, flag="--overwrite_output_dir",
                               what="output_dir")
     data = load_data(data_args.dataset)
-    check_output_dir(target, input_paths(data_args.dataset, data), overwrite=getattr(training_args, "overwrite_output_dir", False),
+    check_output_dir(target, input_paths(data_args.dataset, data), overwrite=config.overwrite_output_dir,
                      flag="--overwrite_output_dir", what="output_dir")
     train, evaluation = prepare_splits(data, data_args)
     for column in (data_args.text_column, data_args.label_column):
@@ -226,33 +188,22 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, sel_args: S
     if data_args.label_column != "labels":
         train = train.rename_column(data_args.label_column, "labels")
         evaluation = evaluation.rename_column(data_args.label_column, "labels")
-    selector = None
-    if sel_args.method != "none" and check_keep(sel_args.keep) < 1.0:
-        selector = InstanceSelector(
-            keep=sel_args.keep, method=sel_args.method, text_column=data_args.text_column, label_column="labels",
-            embedder=sel_args.embedder, solver=sel_args.solver, seed=sel_args.selection_seed,
-            block_size=sel_args.block_size, num_reads=sel_args.num_reads, class_balance=sel_args.class_balance,
-            denoise=sel_args.denoise, precision=sel_args.embedding_precision,
-        )
-    pruner = None
-    if prune_args.heads or prune_args.ffn or prune_args.layers:
-        pruner = AnnealingPruner(heads=prune_args.heads, ffn=prune_args.ffn, layers=prune_args.layers, method=prune_args.prune_method,
-                                 seed=training_args.seed, ffn_multiple=prune_args.ffn_multiple)
+    selector = config.make_selector(text_column=data_args.text_column, label_column="labels")
+    pruner = config.make_pruner()
     trainer = QSelectTrainer(
-        model=model, args=training_args, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
-        compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner, prune_at=prune_args.prune_at,
-        recovery_epochs=prune_args.recovery_epochs, calibration_rows=prune_args.calibration_rows,
+        model=model, args=config, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
+        compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner,
     )
     trainer.select_training_data()
     if trainer.selection_report_ is not None:
         trainer.selection_report_.source = public_path(data_args.dataset)
     with staged_output(target) as staging:
-        training_args.output_dir = str(staging)  # checkpoints go to the staging folder; target is replaced at the end
+        config.output_dir = str(staging)  # checkpoints go to the staging folder; target is replaced at the end
         try:
             result = trainer.train()
             metrics = trainer.evaluate()
         finally:
-            training_args.output_dir = str(target)
+            config.output_dir = str(target)
         trainer.save_model(str(staging))
         summary = run_summary(trainer, result, metrics, rows_full=len(train), output_dir=target, start=start)
         if pruner is not None:

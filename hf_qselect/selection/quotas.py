@@ -1,4 +1,4 @@
-"""Decomposition of a large selection into small blocks, and how many rows each block keeps.
+"""How many rows each class and each block keeps, and the single-class blocks a selection is cut into.
 
 No function here builds an n x n matrix: partitions are found by recursive principal
 -direction bisection (O(n d log n)), so each block is a compact region of one class.
@@ -6,6 +6,8 @@ No function here builds an n x n matrix: partitions are found by recursive princ
 from __future__ import annotations
 
 import numpy as np
+
+from ..qubo import bisect
 
 
 def keep_count(keep: float, n_rows: int) -> int:
@@ -55,35 +57,6 @@ def apportion_float(total: int, weights: np.ndarray) -> np.ndarray:
     order = np.lexsort((np.arange(len(weights)), -(raw - counts)))
     counts[order[: total - counts.sum()]] += 1
     return counts
-
-
-def bisect(embeddings: np.ndarray, index: np.ndarray, max_size: int, power_iterations: int = 5) -> list[np.ndarray]:
-    """Split ``index`` into compact parts of at most ``max_size`` rows by principal-direction bisection.
-
-    Deterministic: the power iteration starts from the row farthest from the part's mean.
-    """
-    if max_size < 2:
-        raise ValueError(f"block_size must be at least 2, got {max_size}")
-    parts, stack = [], [np.asarray(index)]
-    while stack:
-        part = stack.pop()
-        if len(part) <= max_size:
-            parts.append(np.sort(part))
-            continue
-        x = embeddings[part]
-        x -= x.mean(axis=0)
-        direction = x[np.argmax(np.einsum("ij,ij->i", x, x))]
-        for _ in range(power_iterations):
-            direction = x.T @ (x @ direction)
-            norm = np.linalg.norm(direction)
-            if norm == 0:
-                break
-            direction /= norm
-        projection = x @ direction
-        order = np.argsort(projection, kind="stable")
-        half = len(part) // 2
-        stack.extend([part[order[half:]], part[order[:half]]])
-    return parts
 
 
 def class_blocks(embeddings: np.ndarray, codes: np.ndarray, max_size: int) -> list[np.ndarray]:

@@ -8,7 +8,8 @@ from pathlib import Path
 from datasets import Dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .report import SelectionReport
+from ..params import cli_command
+from ..selection import SelectionParams, SelectionReport
 
 TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
 TAGS = ["instance-selection", "qubo", "hf-qselect"]
@@ -34,30 +35,10 @@ def library_versions() -> dict[str, str]:
 
 
 def reproduce_command(report: SelectionReport, source: str) -> str:
-    """The ``hf-qselect select`` call that remakes this selection."""
-    p = report.params
-    args = ["hf-qselect", "select", "--data", source, "--text-column", str(p.get("text_column", "text")),
-            "--label-column", str(p.get("label_column", "label")), "--keep", str(report.keep), "--method", report.method]
-    if report.solver:
-        args += ["--solver", report.solver]
-    if report.seed is not None:
-        args += ["--seed", str(report.seed)]
-    if report.block_size:
-        args += ["--block-size", str(report.block_size)]
-    if report.num_reads:
-        args += ["--num-reads", str(report.num_reads)]
-    if report.class_balance is not None:
-        args += ["--class-balance", str(report.class_balance)]
-    if p.get("denoise") is False:
-        args += ["--no-denoise"]
-    if p.get("polish") is False:
-        args += ["--no-polish"]
-    if p.get("embedder"):
-        args += ["--embedder", str(p["embedder"])]
-    if report.embedding_precision:
-        args += ["--precision", report.embedding_precision]
-    args += ["--out", "reduced"]
-    return " ".join(shlex.quote(a) for a in args)
+    """The ``hf-qselect select`` call that remakes this selection: every recorded parameter that differs from its
+    default, as the flags the selector's declaration gives it."""
+    flags = cli_command(SelectionParams, report.params, always=("keep", "method", "text_column", "label_column", "seed"))
+    return " ".join(shlex.quote(a) for a in ["hf-qselect", "select", "--data", source, *flags, "--out", "reduced"])
 
 
 def render_dataset_card(

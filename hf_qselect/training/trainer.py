@@ -13,9 +13,9 @@ from typing import Any
 from datasets import Dataset, IterableDataset
 from transformers import Trainer, TrainerCallback
 
-from .blocks import keep_count
-from .selector import InstanceSelector
-from .validation import check_keep
+from ..selection import InstanceSelector, embedder_name, keep_count
+from ..validation import check_keep
+from .config import QSelectConfig
 
 
 PRUNING_PNG = "pruning.png"
@@ -35,6 +35,9 @@ class PendingLogCallback(TrainerCallback):
 class QSelectTrainer(Trainer):
     """``Trainer`` plus ``instance_selector`` (select once before training) and a ``pruner`` hook.
 
+    ``args`` may be a :class:`QSelectConfig`: its selection and pruning options then build the selector and the
+    pruner (text column ``text``; label column ``label``, else ``labels``) unless they are given here.
+
     Extra keyword arguments:
         instance_selector: an unfitted :class:`InstanceSelector`; ``None`` trains on every row.
         selection_dataset: raw rows (with the text column) matching ``train_dataset`` row for row, for a
@@ -48,16 +51,25 @@ class QSelectTrainer(Trainer):
     """
 
     def __init__(self, *args, instance_selector: InstanceSelector | None = None, selection_dataset: Dataset | None = None,
-                 pruner: Any = None, prune_at: str = "start", recovery_epochs: float = 1.0, calibration_rows: int = 256,
+                 pruner: Any = None, prune_at: str | None = None, recovery_epochs: float | None = None, calibration_rows: int | None = None,
                  evaluate_pruning: bool = True, **kwargs):
         given = inspect.signature(Trainer.__init__).bind_partial(self, *args, **kwargs).arguments
         if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
             raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
         super().__init__(*args, **kwargs)
+        config = self.args if isinstance(self.args, QSelectConfig) else None
+        if config is not None:  # a QSelectConfig describes the selector and the pruner unless they are given
+            if instance_selector is None and isinstance(self.train_dataset, Dataset):
+                source = selection_dataset if selection_dataset is not None else self.train_dataset
+                label = "label" if "label" in source.column_names else "labels"
+                instance_selector = config.make_selector(text_column="text", label_column=label)
+            pruner = pruner if pruner is not None else config.make_pruner()
         self.instance_selector = instance_selector
         self.selection_dataset = selection_dataset
-        self.pruner, self.prune_at = pruner, prune_at
-        self.recovery_epochs, self.calibration_rows = recovery_epochs, calibration_rows
+        self.pruner = pruner
+        self.prune_at = prune_at or (config.prune_at if config else "start")
+        self.recovery_epochs = recovery_epochs if recovery_epochs is not None else (config.recovery_epochs if config else 1.0)
+        self.calibration_rows = calibration_rows if calibration_rows is not None else (config.calibration_rows if config else 256)
         self.evaluate_pruning = evaluate_pruning
         self.selection_report_ = None
         self.selection_seconds_ = 0.0
@@ -70,9 +82,7 @@ class QSelectTrainer(Trainer):
     def _check_pruner(self) -> None:
         if self.pruner is None:
             return
-        from .pruning import AnnealingPruner
-        from .pruning.architecture import check_supported
-        from .pruning.pruner import check_budget
+        from ..pruning import AnnealingPruner, check_supported
 
         if not isinstance(self.pruner, AnnealingPruner):
             raise TypeError(f"pruner must be an AnnealingPruner, got {type(self.pruner).__name__}")
@@ -81,8 +91,7 @@ class QSelectTrainer(Trainer):
         if self.prune_at == "end" and not self.recovery_epochs > 0:
             raise ValueError(f"recovery_epochs must be > 0 when pruning at the end, got {self.recovery_epochs}")
         check_supported(self.model)
-        for name in ("heads", "ffn", "layers"):
-            check_budget(name, getattr(self.pruner, name))
+        self.pruner.check_params()
         if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
             raise ValueError("pruner= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
 
@@ -189,22 +198,44 @@ class QSelectTrainer(Trainer):
         return result
 
     def create_model_card(self, *args, **kwargs) -> None:
-        """Write hf_qselect's model card (with the selection provenance) as ``output_dir/README.md``."""
+        """Write hf_qselect's model card (with the selection provenance) as ``output_dir/README.md`` (``push_to_hub`` calls it)."""
         if self.is_world_process_zero():
             self.write_model_card(self.args.output_dir, model_name=kwargs.get("model_name"))
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the model; the card and the pruning heat-map are written on a final save, not on every checkpoint."""
         super().save_model(output_dir, _internal_call=_internal_call)
-        if self.is_world_process_zero():
+        if self.is_world_process_zero() and not _internal_call:
             self.write_model_card(output_dir or self.args.output_dir)
 
+    def model_card_values(self, model_name: str | None = None) -> dict[str, Any]:
+        """The plain values the card is rendered from."""
+        name_or_path = getattr(self.model.config, "_name_or_path", "") or ""
+        pruning = None
+        if self.pruner is not None and hasattr(self.pruner, "report_"):
+            pruning = {**self.pruner.report_.to_dict(), "when": self.prune_at, "recovery_epochs": self.recovery_epochs}
+        return {
+            "model_name": model_name or Path(self.args.output_dir).name,
+            "base_model": embedder_name(name_or_path) if name_or_path else None,
+            "log_history": self.state.log_history,
+            "selection": self.selection_report_.to_dict() if self.selection_report_ is not None else None,
+            "selection_seconds": self.selection_seconds_,
+            "rows_before": self.rows_before_selection_,
+            "pruning": pruning,
+            "training": {
+                "training rows": len(self.train_dataset) if self.train_dataset is not None else None,
+                "epochs": self.args.num_train_epochs, "learning rate": self.args.learning_rate,
+                "batch size": self.args.per_device_train_batch_size, "seed": self.args.seed,
+            },
+        }
+
     def write_model_card(self, output_dir: str | Path, model_name: str | None = None) -> Path:
-        from .model_card import render_model_card
+        from ..hub import render_model_card
 
         path = Path(output_dir) / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         if self.pruner is not None and hasattr(self.pruner, "report_"):
             self.pruner.plot(Path(output_dir) / PRUNING_PNG)
             self.pruner.report_.to_json(str(Path(output_dir) / "pruning_report.json"))
-        render_model_card(self, model_name=model_name).save(str(path))
+        render_model_card(**self.model_card_values(model_name)).save(str(path))
         return path

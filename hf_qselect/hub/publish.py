@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
 
-from .data import input_paths
+from ..data import input_paths
+from ..output_dir import check_output_dir, staged_output
+from ..provenance import public_params, public_path
+from ..selection import InstanceSelector, SelectionReport, row_hashes
 from .dataset_card import render_dataset_card
-from .output_dir import check_output_dir, staged_output
-from .report import SelectionReport, public_params, public_path
 from .selection_map import plot_selection_map
-from .selector import InstanceSelector, row_hashes
 
 SOURCE_INDEX = "source_index"
 REPORT_FILE = "selection_report.json"
@@ -166,7 +166,7 @@ def load_reduced(path_or_repo: str | os.PathLike, revision: str | None = None) -
     A local folder is checked first: its report must be valid JSON, every shard listed in ``data/`` must be
     readable Parquet, and the ``train`` row count must equal the report's ``n_kept``; each failure names the file.
     """
-    from .data import looks_like_path
+    from ..data import looks_like_path
 
     path = Path(path_or_repo).expanduser()
     local = path.exists()

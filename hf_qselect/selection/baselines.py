@@ -11,9 +11,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from .blocks import class_quotas
 from .knn import knn, similarity_graph
-from .methods import MethodResult, SolveSettings, effective_class_balance
+from .options import MethodOptions, MethodResult
+from .quotas import class_quotas
 
 E2SC_NEIGHBOURS = 10
 FACILITY_NEIGHBOURS = 20
@@ -23,26 +23,26 @@ def _timed(mask: np.ndarray, start: float, **extra) -> MethodResult:
     return MethodResult(mask=mask, timings={"select": time.perf_counter() - start}, **extra)
 
 
-def _per_class(codes: np.ndarray, n_keep: int, settings: SolveSettings, method: str):
-    """``(members, rows to remove)`` per class under the method's class quotas (stratified by default)."""
-    quotas = class_quotas(codes, n_keep, effective_class_balance(method, settings.class_balance))
+def _per_class(codes: np.ndarray, n_keep: int, options: MethodOptions):
+    """``(members, rows to remove)`` per class under the class quotas (stratified by default)."""
+    quotas = class_quotas(codes, n_keep, options.class_balance)
     for c, k in enumerate(quotas):
         members = np.flatnonzero(codes == c)
         yield members, len(members) - int(k)
 
 
-def select_e2sc(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
+def select_e2sc(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
     """E2SC (SIGIR 2023): a kNN classifier's confidence; correctly classified rows are removed with probability
     proportional to it, misclassified rows are never removed (unless a class's quota is below its correct rows).
     Removal is applied within stratified class quotas, so no class is emptied at low keep rates."""
     start = time.perf_counter()
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(options.seed)
     neighbours, _ = knn(embeddings, E2SC_NEIGHBOURS)
     votes = np.stack([(codes[neighbours] == c).mean(axis=1) for c in range(codes.max() + 1)], axis=1)
     predicted = votes.argmax(axis=1)
     confidence = votes[np.arange(len(codes)), codes]
     mask = np.ones(len(codes), dtype=bool)
-    for members, n_remove in _per_class(codes, n_keep, settings, "e2sc"):
+    for members, n_remove in _per_class(codes, n_keep, options):
         correct = members[predicted[members] == codes[members]]
         from_correct = min(n_remove, len(correct))
         if from_correct:
@@ -64,15 +64,15 @@ def out_of_fold_logistic(embeddings: np.ndarray, codes: np.ndarray, seed: int | 
     return proba
 
 
-def select_biois(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
+def select_biois(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
     """biO-IS (TOIS 2025): noise step drops confidently misclassified rows (low-entropy wrong predictions);
     redundancy step drops the most confidently correct rows, until each class's stratified quota remains."""
     start = time.perf_counter()
-    proba = out_of_fold_logistic(embeddings, codes, settings.seed)
+    proba = out_of_fold_logistic(embeddings, codes, options.seed)
     own = proba[np.arange(len(codes)), codes]
-    noisy = (proba.argmax(axis=1) != codes) & (proba.max(axis=1) >= settings.noise_confidence)
+    noisy = (proba.argmax(axis=1) != codes) & (proba.max(axis=1) >= options.noise_confidence)
     mask = np.ones(len(codes), dtype=bool)
-    for members, n_remove in _per_class(codes, n_keep, settings, "biois"):
+    for members, n_remove in _per_class(codes, n_keep, options):
         wrong = members[noisy[members]]
         rest = members[~noisy[members]]
         removal_order = np.concatenate([
@@ -104,11 +104,11 @@ def lazy_greedy_facility(graph, k: int) -> tuple[list[int], list[float]]:
     return picks, gains
 
 
-def select_facility(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
+def select_facility(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
     """Facility location per class on the kNN similarity graph, lazy greedy (as apricot/submodlib)."""
     start = time.perf_counter()
     mask = np.zeros(len(codes), dtype=bool)
-    for members, n_remove in _per_class(codes, n_keep, settings, "facility"):
+    for members, n_remove in _per_class(codes, n_keep, options):
         k = len(members) - n_remove
         if k == len(members) or len(members) < 2:
             mask[members[: int(k)]] = True
@@ -122,11 +122,11 @@ def select_facility(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, sett
     return _timed(mask, start)
 
 
-def select_semdedup(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, settings: SolveSettings) -> MethodResult:
+def select_semdedup(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
     """SemDeDup-style: within each class, drop the row of the most similar remaining pair first."""
     start = time.perf_counter()
     mask = np.zeros(len(codes), dtype=bool)
-    for members, n_remove in _per_class(codes, n_keep, settings, "semdedup"):
+    for members, n_remove in _per_class(codes, n_keep, options):
         k = len(members) - n_remove
         kept = np.ones(len(members), dtype=bool)
         if len(members) > 1:

@@ -1,0 +1,98 @@
+"""Model card of a fine-tuning run: Hub YAML metadata plus the data-reduction and pruning record, from plain values."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .dataset_card import library_versions
+
+TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+TAGS = ["instance-selection", "qubo", "quantum-annealing", "hf-qselect", "text-classification"]
+
+
+def _final_metrics(log_history: list[dict]) -> dict[str, float]:
+    """The last evaluation's ``eval_*`` numbers."""
+    evals = [entry for entry in log_history if any(k.startswith("eval_") for k in entry)]
+    if not evals:
+        return {}
+    return {k: v for k, v in evals[-1].items() if k.startswith("eval_") and isinstance(v, (int, float))}
+
+
+def _train_summary(log_history: list[dict]) -> dict[str, float]:
+    done = [entry for entry in log_history if "train_runtime" in entry]
+    return done[-1] if done else {}
+
+
+def _table(rows: dict) -> str:
+    return "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows.items())
+
+
+def render_model_card(*, model_name: str, base_model: str | None, log_history: list[dict], selection: dict | None,
+                      selection_seconds: float, rows_before: int | None, pruning: dict | None, training: dict) -> ModelCard:
+    """Render the card from plain values: the run's log history, the selection report (``to_dict()``), the
+    pruning report (``to_dict()`` plus ``when`` and ``recovery_epochs``) and the training settings."""
+    metrics = _final_metrics(log_history)
+    train = _train_summary(log_history)
+    base = base_model
+    dataset = selection.get("source") if selection else None
+    data = ModelCardData(
+        base_model=base if base and "/" in base and not Path(base).exists() else None,
+        datasets=[dataset] if dataset and "/" in dataset and not Path(dataset).exists() and not dataset.startswith("builtin:") else None,
+        metrics=sorted({k.removeprefix("eval_") for k in metrics if k not in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_loss", "eval_epoch")}) or None,
+        tags=TAGS,
+        library_name="transformers",
+        pipeline_tag="text-classification",
+    )
+    if metrics:
+        results = "Final evaluation:\n\n| metric | value |\n|---|---|\n" + _table({k.removeprefix("eval_"): v for k, v in metrics.items()})
+    else:
+        results = "No evaluation was run after training."
+    if selection is not None:
+        r = selection
+        rows = {
+            "method": r["method"], "keep rate": r["keep"], "rows before": r["n_rows"], "rows kept": r["n_kept"],
+            "reduction": f"{1 - r['n_kept'] / r['n_rows']:.1%}", "embedder": r.get("embedder"),
+            "embedding precision": r.get("embedding_precision"), "formulation": r.get("formulation"),
+            "solver": r.get("solver"), "seed": r.get("seed"), "block size": r.get("block_size"), "energy": r.get("energy"),
+            "class balance": r.get("class_balance"), "rows flagged likely mislabelled": r.get("likely_mislabelled"),
+            "selection time (s, incl. embedding)": round(selection_seconds, 2),
+        }
+        per_class = "\n".join(f"| {c} | {v['before']} | {v['after']} |" for c, v in r["kept_per_class"].items())
+        reduction = (
+            "| what | value |\n|---|---|\n" + _table({k: v for k, v in rows.items() if v is not None})
+            + "\n\n| class | rows before | rows kept |\n|---|---|---|\n" + per_class
+        )
+    else:
+        reduction = f"No instance selection: trained on all {rows_before} rows."
+    if pruning is not None:
+        r = pruning
+        rows = {"method": r["method"], "solver": r.get("solver"), "when": r.get("when"),
+                "recovery epochs": r.get("recovery_epochs") if r.get("when") == "end" else None,
+                "layers": f"{r['layers_before']} -> {len(r['layers_kept'])} (kept {r['layers_kept']})",
+                "attention heads": f"{r['heads_before']} -> {r['heads_after']}", "FFN width": f"{r['ffn_width_before']} -> {r['ffn_width_after']}",
+                "parameters": f"{r['params_before']:,} -> {r['params_after']:,} ({1 - r['params_after'] / r['params_before']:.1%} fewer)",
+                "calibration rows": r.get("calibration_rows")}
+        before, after = r.get("metrics_before") or {}, r.get("metrics_after") or {}
+        for name in ("macro_f1", "accuracy", "loss"):
+            if name in before and name in after:
+                rows[f"eval {name}: before -> just after pruning"] = f"{before[name]:.4f} -> {after[name]:.4f}"
+        heads = "\n".join(f"| {layer} | {r['kept_heads'][str(layer)]} |" for layer in r["layers_kept"])
+        pruning_text = ("| what | value |\n|---|---|\n" + _table({k: v for k, v in rows.items() if v is not None})
+                        + "\n\n| layer (original index) | kept heads |\n|---|---|\n" + heads
+                        + "\n\n![heads kept per layer and FFN width](pruning.png)\n\nReload with `hf_qselect.pruning.load_pruned(path)`"
+                        " (plain `from_pretrained` cannot rebuild layers that keep different head counts).")
+    else:
+        pruning_text = "The model was not pruned."
+    settings = {**training, "training time (s)": train.get("train_runtime"), "train loss": train.get("train_loss")}
+    body = TEMPLATE.read_text().format(
+        model_name=model_name,
+        base_line=f"`{base}`" if base else "A model",
+        data_line=f" on a QUBO-selected subset of `{dataset}`" if dataset and selection is not None else "",
+        results=results,
+        reduction=reduction,
+        pruning=pruning_text,
+        training_rows=_table({k: v for k, v in settings.items() if v is not None}),
+        versions=", ".join(f"{k} {v}" for k, v in library_versions().items()),
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")

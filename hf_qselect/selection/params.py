@@ -1,0 +1,88 @@
+"""The instance selector's parameters, declared once: the constructor, its checks, the CLI flags, the recipe
+keys and the dataset card's reproduce command all come from this dataclass."""
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Optional
+
+from ..params import boolean, check_params, fraction, integer, json_object, one_of, optional, param, string
+from ..qubo import SOLVERS, check_solver
+from ..validation import check_keep
+from .embeddings import PRECISIONS
+from .registry import METHODS
+
+
+def _keep(name: str, value: Any) -> float:
+    return check_keep(value)
+
+
+def _solver(name: str, value: Any) -> Any:
+    check_solver(value)
+    return value
+
+
+def _embedder(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, str) or hasattr(value, "encode"):
+        return value
+    import os
+
+    if isinstance(value, os.PathLike):
+        return value
+    raise TypeError(f"embedder must be a path, a hub id or a SentenceTransformer, got {type(value).__name__}")
+
+
+def _sampler_params(name: str, value: Any) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"sampler_params must be a dict of sampler keywords or None, got {value!r}")
+    return value
+
+
+def _cache_dir(name: str, value: Any) -> Any:
+    import os
+
+    if value is None or value is False or isinstance(value, (str, os.PathLike)):
+        return value
+    raise TypeError(f"cache_dir must be a folder, None (the default cache) or False (no cache), got {value!r}")
+
+
+@dataclass(eq=False, repr=False)
+class SelectionParams:
+    """Every parameter of :class:`~hf_qselect.selection.InstanceSelector`, with its help, check, flag and recipe key."""
+
+    keep: float = param(0.5, "fraction of rows to keep, in (0, 1]; exactly round(keep * n) rows are kept", check=_keep)
+    method: str = param("qubo", "selection method", check=one_of(lambda: list(METHODS)), choices=lambda: list(METHODS))
+    text_column: str = param("text", "column holding the text to embed", check=string(), recipe=False)
+    label_column: str = param("label", "column holding the class label", check=string(), recipe=False)
+    embedder: Any = param(None, "sentence-transformers path, hub id or model; None = the packaged all-MiniLM-L6-v2",
+                          check=_embedder, parse=optional(str), recipe_type=Optional[str])
+    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=_solver, parse=str, choices=lambda: list(SOLVERS), recipe_type=str)
+    seed: Optional[int] = param(0, "seed of every random choice: the same seed keeps the same rows", check=integer(none=True),
+                                parse=optional(int), recipe="selection_seed", recipe_type=Optional[int])
+    _: KW_ONLY
+    block_size: int = param(100, "largest block annealed at once (100 fits a QPU clique)", check=integer(2))
+    num_reads: int = param(4, "annealer reads per block", check=integer(1))
+    num_sweeps: Optional[int] = param(1000, "annealer sweeps per read (samplers that take it)", check=integer(1, none=True),
+                                      parse=optional(int), recipe_type=Optional[int])
+    n_jobs: Optional[int] = param(-1, "joblib workers for the blocks (-1: all cores); small problems run in-process",
+                                  check=integer(none=True), parse=optional(int), provenance=False, recipe="selection_n_jobs",
+                                  recipe_type=Optional[int])
+    batch_size: int = param(64, "embedding batch size", check=integer(1), provenance=False, recipe="embedding_batch_size")
+    device: Optional[str] = param(None, "device the embedder runs on (cpu, cuda, ...); None = automatic", check=string(none=True),
+                                  provenance=False, recipe="embedding_device")
+    precision: str = param("auto", "dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA",
+                           check=one_of(lambda: list(PRECISIONS)), choices=lambda: list(PRECISIONS), recipe="embedding_precision")
+    cache_dir: Any = param(None, "embedding cache folder; None = $HF_QSELECT_CACHE or ~/.cache/hf_qselect, False = no cache",
+                           check=_cache_dir, parse=optional(str), provenance=False, recipe="embedding_cache_dir", recipe_type=Optional[str])
+    show_progress: bool = param(True, "progress bars", check=boolean, provenance=False, recipe="selection_progress")
+    sampler_params: Optional[dict] = param(None, "extra keyword arguments for the sampler, as a dict (JSON on the CLI)",
+                                           check=_sampler_params, parse=optional(json_object), recipe_type=Optional[str])
+    class_balance: Optional[float] = param(None, "class quotas ~ n_c^(1 - b); None = the method's default (0.5 for qubo, 0 otherwise)",
+                                           check=fraction(0.0, 1.0, none=True), parse=optional(float), recipe_type=Optional[float])
+    denoise: bool = param(True, "qubo: keep rows an out-of-fold LDA confidently assigns to another class last", check=boolean)
+    noise_confidence: float = param(0.8, "confidence that makes a row likely mislabelled, in (1/classes, 1]",
+                                    check=fraction(0.0, 1.0, low_open=True))
+    polish: bool = param(True, "swap a kept and a dropped row of a block while that lowers its energy", check=boolean)
+
+    def check_params(self) -> dict[str, Any]:
+        """Every parameter checked (one-line errors naming it); the checked values, ``self`` unchanged."""
+        return check_params(self)

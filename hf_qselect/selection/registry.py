@@ -1,0 +1,49 @@
+"""Every selection method by name, with what it needs: embeddings, an annealer, its default class balance."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import baselines, methods
+from .options import MethodOptions, MethodResult
+
+MethodFn = Callable[[np.ndarray | None, np.ndarray, int, MethodOptions], MethodResult]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method and its needs. ``class_balance``: the quota exponent used when the user gives none."""
+
+    fn: MethodFn
+    needs_embeddings: bool = True
+    anneals: bool = False
+    class_balance: float | None = 0.0
+    summary: str = ""
+
+
+METHODS: dict[str, MethodSpec] = {
+    "qubo": MethodSpec(methods.select_mmd, anneals=True, class_balance=0.5, summary="MMD kernel-herding QUBO (default)"),
+    "pasin2024": MethodSpec(methods.select_pasin2024, anneals=True, class_balance=None, summary="Pasin et al. 2024's published QUBO"),
+    "random": MethodSpec(methods.select_random, needs_embeddings=False, summary="stratified random rows"),
+    "e2sc": MethodSpec(baselines.select_e2sc, summary="E2SC (SIGIR 2023)"),
+    "biois": MethodSpec(baselines.select_biois, summary="biO-IS (TOIS 2025)"),
+    "facility": MethodSpec(baselines.select_facility, summary="facility location, lazy greedy"),
+    "semdedup": MethodSpec(baselines.select_semdedup, summary="SemDeDup"),
+}
+
+
+def get_method(name: str) -> MethodSpec:
+    """The spec of ``name``, or a ``ValueError`` listing the methods."""
+    if name not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {name!r}")
+    return METHODS[name]
+
+
+def effective_class_balance(method: str, class_balance: float | None) -> float | None:
+    """The class balance a method uses: the given one, else its default (``None``: it has no class quotas)."""
+    spec = get_method(method)
+    if spec.class_balance is None:
+        return None
+    return float(class_balance) if class_balance is not None else spec.class_balance
