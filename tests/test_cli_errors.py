@@ -130,13 +130,13 @@ def test_the_real_command_prints_no_traceback(workdir):
 
 def test_qpu_without_network_is_one_line(workdir, monkeypatch, capsys):
     """The D-Wave cloud cannot be reached from here: its client is replaced by one that times out."""
-    import dwave.system
+    import dwave.system.samplers.clique as clique
     from dwave.cloud.exceptions import RequestTimeout
 
     def unreachable(*args, **kwargs):
         raise RequestTimeout("API request timed out")
 
-    monkeypatch.setattr(dwave.system, "DWaveSampler", unreachable)
+    monkeypatch.setattr(clique, "DWaveSampler", unreachable)  # the Leap client inside DWaveCliqueSampler
     monkeypatch.setenv("DWAVE_API_TOKEN", "test-token")
     monkeypatch.chdir(workdir)
     assert main(["select", "--data", "in/data.csv", "--solver", "qpu", "--out", "o"]) == 2

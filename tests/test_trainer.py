@@ -200,3 +200,19 @@ def test_shipped_recipes_parse(recipe):
 
     model, data, config = parse_recipe(Path(__file__).parents[1] / recipe)
     assert data.dataset.startswith("builtin:") and config.keep == 0.5 and config.warmup_steps == 0.06
+
+
+def test_model_card_is_written_once_at_the_end_not_per_checkpoint(tokenized, tokenizer, tmp_path):
+    from hf_qselect import QSelectConfig
+
+    config = QSelectConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_train_epochs=1, report_to=[],
+                           save_strategy="steps", save_steps=1, disable_tqdm=True, use_cpu=True, keep=0.5, block_size=12,
+                           selection_n_jobs=1, selection_progress=False, heads=0.5)
+    trainer = QSelectTrainer(model=tiny_bert(tokenizer), args=config, train_dataset=tokenized, processing_class=tokenizer)
+    assert trainer.instance_selector.keep == 0.5 and trainer.pruner.heads == 0.5  # built from the config
+    trainer.train()
+    checkpoints = sorted((tmp_path / "run").glob("checkpoint-*"))
+    assert len(checkpoints) == 3
+    assert not any((c / "README.md").exists() or (c / "pruning.png").exists() for c in checkpoints)
+    trainer.save_model()
+    assert (tmp_path / "run" / "README.md").exists() and (tmp_path / "run" / "pruning.png").exists()

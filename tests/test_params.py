@@ -1,0 +1,126 @@
+"""One declaration per parameter set: the CLI, the recipes and the card's reproduce command cannot drift from it."""
+import dataclasses
+import json
+import shlex
+
+import numpy as np
+import pytest
+from datasets import load_from_disk
+from sklearn.base import clone
+
+from hf_qselect.cli import build_parser, main, selector_from_args
+from hf_qselect.hub.dataset_card import reproduce_command
+from hf_qselect.params import cli_flag, fields, recipe_keys
+from hf_qselect.pruning import AnnealingPruner, PruningParams
+from hf_qselect.selection import InstanceSelector, SelectionParams
+from hf_qselect.training import RECIPE_DATACLASSES, QSelectConfig, parse_recipe
+
+from .conftest import clustered
+
+
+def test_every_selector_parameter_is_a_select_flag():
+    parser = build_parser()
+    select = parser._subparsers._group_actions[0].choices["select"]
+    dests = {a.dest for a in select._actions}
+    assert {f.name for f in fields(SelectionParams)} <= dests
+    # and the flags build the selector with exactly those values
+    argv = ["select", "--data", "d.csv", "--out", "o", "--keep", "0.3", "--method", "random", "--text-column", "body",
+            "--label-column", "y", "--embedder", "some/model", "--solver", "tabu", "--seed", "7", "--block-size", "40",
+            "--num-reads", "9", "--num-sweeps", "none", "--n-jobs", "1", "--batch-size", "8", "--device", "cpu",
+            "--precision", "float32", "--cache-dir", "c", "--no-show-progress", "--sampler-params", '{"timeout": 5}',
+            "--class-balance", "0.25", "--no-denoise", "--noise-confidence", "0.9", "--no-polish"]
+    sel = selector_from_args(parser.parse_args(argv))
+    assert sel.get_params() == {
+        "keep": 0.3, "method": "random", "text_column": "body", "label_column": "y", "embedder": "some/model", "solver": "tabu",
+        "seed": 7, "block_size": 40, "num_reads": 9, "num_sweeps": None, "n_jobs": 1, "batch_size": 8, "device": "cpu",
+        "precision": "float32", "cache_dir": "c", "show_progress": False, "sampler_params": {"timeout": 5},
+        "class_balance": 0.25, "denoise": False, "noise_confidence": 0.9, "polish": False,
+    }
+
+
+def test_every_selector_parameter_is_a_recipe_key(tmp_path):
+    keys = recipe_keys(QSelectConfig, InstanceSelector)
+    data_fields = {f.name for f in dataclasses.fields(RECIPE_DATACLASSES[1])}
+    assert set(keys.values()) | ({"text_column", "label_column"} & data_fields) == {f.name for f in fields(SelectionParams)}
+    recipe = {"dataset": "d.csv", "output_dir": str(tmp_path / "o"), "keep": 0.3, "method": "random", "selection_seed": 7,
+              "embedding_precision": "float32", "sampler_params": {"timeout": 5}, "num_sweeps": 200, "noise_confidence": 0.9,
+              "polish": False, "embedding_cache_dir": "c", "selection_n_jobs": 1}
+    path = tmp_path / "r.yaml"
+    path.write_text(json.dumps(recipe))  # JSON is YAML
+    _, data, config = parse_recipe(path)
+    sel = config.make_selector(text_column=data.text_column, label_column=data.label_column)
+    assert (sel.keep, sel.method, sel.seed, sel.precision, sel.sampler_params, sel.num_sweeps) == (0.3, "random", 7, "float32", {"timeout": 5}, 200)
+    assert (sel.noise_confidence, sel.polish, sel.cache_dir, sel.n_jobs) == (0.9, False, "c", 1)
+
+
+def test_every_pruner_parameter_is_a_prune_flag_and_a_recipe_key():
+    prune = build_parser()._subparsers._group_actions[0].choices["prune"]
+    assert {f.name for f in fields(PruningParams)} <= {a.dest for a in prune._actions}
+    keys = recipe_keys(QSelectConfig, AnnealingPruner)
+    assert set(keys.values()) == {f.name for f in fields(PruningParams)} - {"seed"}  # the pruner's seed is the training seed
+    assert {"heads", "ffn", "layers", "prune_method", "ffn_multiple"} <= set(keys)  # the keys recipes always had
+
+
+def test_reproduce_command_remakes_the_same_rows(small, tmp_path, monkeypatch):
+    """The card's command, run as it is written, keeps exactly the rows of the original selection."""
+    ds, emb = small
+    monkeypatch.chdir(tmp_path)
+    ds.to_csv("snippets.csv")
+    sel = InstanceSelector(keep=0.4, method="biois", seed=3, noise_confidence=0.6, class_balance=0.25, show_progress=False, n_jobs=1)
+    sel.fit(ds, embeddings=emb)
+    argv = shlex.split(reproduce_command(sel.report_, "snippets.csv"))
+    assert "--noise-confidence" in argv and "--class-balance" in argv and "--n-jobs" not in argv
+    # the same embeddings, through the cache the command reads
+    from hf_qselect.data import load_data
+    from hf_qselect.selection.embeddings import cache_path, write_cached
+
+    loaded = load_data("snippets.csv")
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    write_cached(cache_path(None, loaded._fingerprint, "text", len(loaded), tmp_path / "cache"), emb)
+    assert main(argv[1:]) == 0
+    kept = load_from_disk("reduced")["source_index"]
+    assert sorted(kept) == sel.indices_.tolist()
+
+
+def test_noise_confidence_changes_biois_and_is_recorded(small):
+    ds, emb = small
+    masks, recorded = {}, {}
+    for c in (0.55, 0.95):
+        sel = InstanceSelector(keep=0.5, method="biois", noise_confidence=c, show_progress=False, n_jobs=1).fit(ds, embeddings=emb)
+        masks[c], recorded[c] = sel.mask_, sel.report_.params["noise_confidence"]
+    assert not np.array_equal(masks[0.55], masks[0.95]) and recorded == {0.55: 0.55, 0.95: 0.95}
+
+
+def test_clone_and_get_params_keep_values_as_given(small):
+    import dimod
+
+    sampler = dimod.SimulatedAnnealingSampler()
+    sel = InstanceSelector(keep=0.3, solver=sampler, embedder=None, seed=5)
+    copy = clone(sel)
+    assert type(copy) is InstanceSelector and copy.keep == 0.3 and copy.seed == 5 and isinstance(copy.solver, type(sampler))
+    assert sel.get_params(deep=False)["solver"] is sampler  # as given, not a name
+    assert clone(AnnealingPruner(heads=0.5, method="greedy")).get_params()["heads"] == 0.5
+    ds, emb = small
+    fitted = InstanceSelector(keep=0.5, show_progress=False, n_jobs=1).fit(ds, embeddings=emb)
+    assert not hasattr(clone(fitted), "mask_")  # clone copies parameters, not fitted state
+    with pytest.raises(ValueError, match="no parameter 'kep'"):
+        sel.set_params(kep=0.1)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(block_size=1), "block_size must be an integer >= 2"), (dict(num_reads=0), "num_reads must be an integer >= 1"),
+    (dict(seed=1.5), "seed must be an integer"), (dict(precision="int4"), "precision must be one of"),
+    (dict(solver="annealer"), "solver must be one of"), (dict(method="kmeans"), "method must be one of"),
+    (dict(class_balance=2), "class_balance must be in"), (dict(polish="yes"), "polish must be True or False"),
+    (dict(sampler_params=[1]), "sampler_params must be a dict"), (dict(noise_confidence=7.0), "noise_confidence must be in"),
+])
+def test_each_bad_parameter_fails_before_any_work(small, bad, match):
+    ds, _ = small  # no embeddings given: a check that came after embedding would need the model
+    with pytest.raises((ValueError, TypeError), match=match):
+        InstanceSelector(show_progress=False, cache_dir=False, **bad).fit(ds)
+
+
+def test_every_declared_flag_is_unique():
+    for cls in (SelectionParams, PruningParams):
+        flags = [cli_flag(f) for f in fields(cls) if cli_flag(f)]
+        assert len(flags) == len(set(flags))
