@@ -2,7 +2,7 @@
 
 The public names are imported on first use, so ``import hf_qselect`` stays cheap (no torch, no transformers).
 """
-from importlib import import_module
+from .lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -16,14 +16,7 @@ _EXPORTS = {
     "load_reduced": ".hub",
 }
 __all__ = [*_EXPORTS, "__version__"]
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'hf_qselect' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:
