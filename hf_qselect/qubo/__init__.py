@@ -4,7 +4,7 @@ It knows nothing of datasets, labels or models; every application (selection, pr
 ``BlockQUBO``s and calls ``anneal``.
 """
 from .anneal import MIN_PARALLEL_WORK, AnnealSettings, anneal
-from .constraints import boundary_penalty, exact_k, max_delta_penalty, one_hot, repair, swap_descent
+from .constraints import boundary_penalty, exact_k, flip_descent, max_delta_penalty, one_hot, repair, swap_descent
 from .decompose import BlockSolution, penalised_bqm
 from .model import BlockQUBO
 from .partition import bisect
@@ -12,6 +12,6 @@ from .solvers import CLOUD_SOLVERS, LOCAL_SOLVERS, SOLVERS, SolverPlan, check_so
 
 __all__ = [
     "AnnealSettings", "BlockQUBO", "BlockSolution", "CLOUD_SOLVERS", "LOCAL_SOLVERS", "MIN_PARALLEL_WORK", "SOLVERS", "SolverPlan",
-    "anneal", "bisect", "boundary_penalty", "check_solver", "exact_k", "get_solver", "leap_token", "max_delta_penalty", "one_hot",
+    "anneal", "bisect", "boundary_penalty", "check_solver", "exact_k", "flip_descent", "get_solver", "leap_token", "max_delta_penalty", "one_hot",
     "penalised_bqm", "repair", "swap_descent",
 ]

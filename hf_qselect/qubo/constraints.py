@@ -73,21 +73,47 @@ def repair(q: BlockQUBO, x: np.ndarray) -> np.ndarray:
     return x.astype(np.int8)
 
 
+def flip_descent(q: BlockQUBO, x: np.ndarray, max_flips: int | None = None) -> tuple[np.ndarray, int]:
+    """Best-improvement single-bit flips of free variables until none lowers ``q.energy``; returns the answer
+    and the number of flips. With ``g = h + W x``, flipping ``i`` changes the energy by ``(1 - 2 x_i) g_i``."""
+    x = x.astype(np.float64).copy()
+    h, W = q.marginal_form()
+    g = h + W @ x
+    free = q.groups < 0
+    energy = float(q.energy(x))
+    limit = 4 * q.size * q.size if max_flips is None else max_flips
+    flips = 0
+    while flips < limit and free.any():
+        delta = np.where(free, (1.0 - 2.0 * x) * g, np.inf)
+        i = int(np.argmin(delta))
+        if delta[i] >= -1e-9 * (1.0 + abs(energy)):
+            break
+        step = 1.0 - 2.0 * x[i]
+        x[i] += step
+        g += step * W[i]
+        energy += float(delta[i])
+        flips += 1
+    return x.astype(np.int8), flips
+
+
 def swap_descent(q: BlockQUBO, x: np.ndarray, max_swaps: int | None = None) -> tuple[np.ndarray, int]:
     """Best-improvement swaps (one set variable out, one unset variable of the same group in) until none lowers
-    ``q.energy``.
+    ``q.energy``; free variables (group -1) are then polished by :func:`flip_descent`.
 
     Keeps every count. With ``g = h + W x`` the marginal cost of each variable given the others, swapping
     set ``i`` for unset ``j`` changes the energy by ``g_j - g_i - W_ij``. Returns the answer and the number
     of swaps made."""
+    if q.unconstrained:
+        return flip_descent(q, x)
     x = x.astype(np.float64).copy()
     h, W = q.marginal_form()
     g = h + W @ x
     energy = float(q.energy(x))
     limit = q.size * q.size if max_swaps is None else max_swaps
     swaps = 0
+    grouped = q.groups >= 0
     while swaps < limit:
-        kept, dropped = np.flatnonzero(x == 1), np.flatnonzero(x == 0)
+        kept, dropped = np.flatnonzero((x == 1) & grouped), np.flatnonzero((x == 0) & grouped)
         if not len(kept) or not len(dropped):
             break
         delta = g[dropped][None, :] - g[kept][:, None] - W[np.ix_(kept, dropped)]
@@ -101,4 +127,7 @@ def swap_descent(q: BlockQUBO, x: np.ndarray, max_swaps: int | None = None) -> t
         g += W[into] - W[out]  # W is symmetric: row = column
         energy += float(delta[a, b])
         swaps += 1
+    if not grouped.all():
+        x, flips = flip_descent(q, x)
+        swaps += flips
     return x.astype(np.int8), swaps

@@ -42,8 +42,10 @@ def penalised_bqm(blocks: list[BlockQUBO]) -> dimod.BinaryQuadraticModel:
     for q in blocks:
         lam = q.penalty
         r, c = np.triu_indices(q.size, 1)
-        same = 1.0 if q.single_group else (q.groups[r] == q.groups[c]).astype(np.float64)
-        linear.append(q.h + lam * (1 - 2 * q.counts[q.groups]))
+        grouped = q.groups >= 0
+        same = 1.0 if q.single_group else ((q.groups[r] == q.groups[c]) & grouped[r]).astype(np.float64)
+        need = np.where(grouped, q.counts[np.maximum(q.groups, 0)] if len(q.counts) else 0, 0)
+        linear.append(q.h + lam * grouped * (1 - 2 * need))
         rows.append(r + start)
         cols.append(c + start)
         quad.append(q.J[r, c] + 2 * lam * same)

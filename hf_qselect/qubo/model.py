@@ -3,7 +3,8 @@
 ``E(x) = h.x + sum_{i<j} J_ij x_i x_j + offset`` over binary ``x``, minimised subject to
 ``sum_{i in g} x_i == counts[g]`` for every group ``g``. One group holding every variable is an
 exact-k constraint (keep k rows, k units); groups of ``counts == 1`` are one-hot choices (one option
-per layer). ``J`` is dense upper-triangular: blocks are small (about 100 variables), never a whole dataset.
+per layer); a variable in group ``-1`` is free, and a block with no groups is unconstrained (the bits
+of fixed-point weights). ``J`` is dense upper-triangular: blocks are small (about 100 variables), never a whole dataset.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import numpy as np
 class BlockQUBO:
     """One block's QUBO. ``index`` says what each variable stands for in the caller's numbering.
 
-    Give ``k`` for an exact-k constraint over all variables, or ``groups`` (group id per variable, 0..G-1)
-    with ``counts`` (the required number of ones per group) for several; ``penalty`` is the strength of
-    every constraint's ``penalty * (sum_g x - count_g)^2`` term when the block is annealed.
+    Give ``k`` for an exact-k constraint over all variables, or ``groups`` (group id per variable, 0..G-1,
+    or -1 for a free variable) with ``counts`` (the required number of ones per group), or neither for an
+    unconstrained block; ``penalty`` is the strength of every constraint's ``penalty * (sum_g x - count_g)^2``
+    term when the block is annealed.
     """
 
     index: np.ndarray
@@ -31,9 +33,10 @@ class BlockQUBO:
     counts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.groups is None:
-            if self.k is None:
-                raise ValueError("a BlockQUBO needs k (exact-k over all variables) or groups and counts")
+        if self.groups is None and self.k is None:  # unconstrained
+            self.groups = np.full(len(self.h), -1, dtype=np.int64)
+            self.counts = np.zeros(0, dtype=np.int64)
+        elif self.groups is None:
             self.groups = np.zeros(len(self.h), dtype=np.int64)
             self.counts = np.array([self.k], dtype=np.int64)
         else:
@@ -43,7 +46,7 @@ class BlockQUBO:
                 raise ValueError("groups must give a group id in 0..len(counts)-1 for every variable")
             if self.k is None and len(self.counts) == 1:
                 self.k = int(self.counts[0])
-        sizes = np.bincount(self.groups, minlength=len(self.counts))
+        sizes = np.bincount(self.groups[self.groups >= 0], minlength=len(self.counts))
         if np.any(self.counts < 0) or np.any(self.counts > sizes):
             raise ValueError(f"cannot keep {self.counts.tolist()} of groups sized {sizes.tolist()}")
 
@@ -53,7 +56,11 @@ class BlockQUBO:
 
     @property
     def single_group(self) -> bool:
-        return len(self.counts) == 1
+        return len(self.counts) == 1 and bool(np.all(self.groups == 0))
+
+    @property
+    def unconstrained(self) -> bool:
+        return len(self.counts) == 0
 
     def energy(self, x: np.ndarray) -> np.ndarray:
         """Objective of one (m,) or many (r, m) binary vectors, without the constraint penalties."""
@@ -62,7 +69,7 @@ class BlockQUBO:
 
     def violation(self, x: np.ndarray) -> np.ndarray:
         """``sum_g (sum_{i in g} x_i - count_g)^2`` of one (m,) or many (r, m) binary vectors."""
-        members = np.eye(len(self.counts))[self.groups]  # (m, G)
+        members = (self.groups[:, None] == np.arange(len(self.counts))[None, :]).astype(np.float64)  # (m, G); free rows are 0
         return ((np.asarray(x, dtype=np.float64) @ members - self.counts) ** 2).sum(axis=-1)
 
     def feasible(self, x: np.ndarray) -> bool:

@@ -1,0 +1,135 @@
+"""QuboHead: K-bit linear heads trained by annealing block QUBOs on a quadratic surrogate of cross-entropy."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+
+from hf_qselect.heads import QuboHead
+from hf_qselect.heads import grid, surrogate
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16.0, y[:600]
+
+
+def random_quadratic(d: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(d, d))
+    return M @ M.T / d + 0.1 * np.eye(d), rng.normal(size=d)
+
+
+@pytest.mark.parametrize("bits", [1, 3])
+def test_block_qubo_energy_is_the_surrogate_recomputed_independently(bits):
+    A, b = random_quadratic(9, seed=bits)
+    rng = np.random.default_rng(1)
+    steps = rng.choice(grid.levels(bits), size=9)
+    block = np.array([2, 3, 7])
+    qubo = surrogate.block_qubo(A, b, steps, 0.7, block, bits)
+    for x in rng.integers(0, 2, (20, len(block) * bits)):
+        trial = steps.copy()
+        trial[block] = grid.from_bits(x.reshape(len(block), bits), bits)
+        w = 0.7 * trial
+        assert qubo.energy(x) == pytest.approx(0.5 * w @ A @ w + b @ w, rel=1e-9, abs=1e-9)
+
+
+def test_block_coordinate_descent_never_raises_the_surrogate():
+    A, b = random_quadratic(20, seed=3)
+    head = QuboHead(bits=3, block_features=4, num_reads=2, num_sweeps=50)
+    steps = np.full(20, -grid.offset(3))
+    scale = 0.5
+    from hf_qselect.heads.head import HeadReport
+    from hf_qselect.qubo import AnnealSettings
+
+    report = HeadReport(3, "surrogate", "zero", "sa", 19, 1, 12, 5)
+    rng = np.random.default_rng(0)
+    energies = [surrogate.energy(A, b, scale * steps)]
+    blocks = [np.arange(i, i + 4) for i in range(0, 20, 4)]
+    for _ in range(4):
+        steps, scale = head._descend(A, b, steps, scale, blocks, AnnealSettings(solver="sa", n_jobs=1, show_progress=False), rng, report)
+        energies.append(surrogate.energy(A, b, scale * steps))
+    assert all(later <= earlier + 1e-12 for earlier, later in zip(energies, energies[1:]))
+    assert energies[-1] < energies[0]
+
+
+def test_two_features_reach_the_exact_optimum_with_exact_solver():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = (X @ [1.5, -0.7] + 0.3 * rng.normal(size=200) > 0.2).astype(int)
+    head = QuboHead(bits=3, mode="surrogate", solver="exact", block_features=3, max_iter=20, tol=0.0).fit(X, y)
+    A, b = surrogate.expansion(surrogate.augment(X), head.fp32_coef_, surrogate.ridge(2, 1.0, 200))[0]
+    s = head.scale_[0]
+    best = min(surrogate.energy(A, b, s * np.array(q)) for q in itertools.product(grid.levels(3), repeat=3))
+    assert surrogate.energy(A, b, s * head.steps_[0]) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("mode", ["surrogate", "iterative"])
+def test_weights_lie_on_the_grid_and_energies_fall(digits, mode):
+    X, y = digits
+    head = QuboHead(bits=2, mode=mode, max_iter=3, num_sweeps=200).fit(X, y)
+    assert head.coef_.shape == (10, 64) and head.intercept_.shape == (10,)
+    codes = head.codes_
+    assert np.all(np.abs(codes) <= 3) and np.all(codes % 2 == 1)  # odd integers: the 4 levels of 2 bits
+    assert np.allclose(head.coef_, codes[:, :-1] * head.scale_[:, None] / 2)
+    if mode == "surrogate":
+        assert all(b <= a + 1e-12 for a, b in zip(head.report_.energies, head.report_.energies[1:]))
+    else:
+        assert all(b <= a + 1e-12 for a, b in zip(head.report_.losses, head.report_.losses[1:]))
+    assert head.score(X, y) > 0.8
+
+
+def test_binary_task_is_one_output():
+    X, y = load_digits(n_class=2, return_X_y=True)
+    X = X / 16.0
+    head = QuboHead(bits=1, mode="iterative", max_iter=4, num_sweeps=200).fit(X, y)
+    assert head.coef_.shape == (1, 64) and set(np.unique(head.predict(X))) <= {0, 1}
+    proba = head.predict_proba(X)
+    assert proba.shape == (len(X), 2) and np.allclose(proba.sum(axis=1), 1)
+
+
+def test_clone_save_load_and_torch_agree_with_predict(digits, tmp_path):
+    X, y = digits
+    head = QuboHead(bits=3, mode="surrogate", max_iter=2, num_sweeps=200).fit(X, y)
+    assert clone(head).get_params() == head.get_params() and not hasattr(clone(head), "steps_")
+    head.save(tmp_path / "head")
+    again = QuboHead.load(tmp_path / "head")
+    assert np.array_equal(again.predict(X), head.predict(X)) and np.allclose(again.decision_function(X), head.decision_function(X))
+    tensor = torch.as_tensor(X, dtype=torch.float32)
+    with torch.no_grad():
+        linear = head.to_linear()(tensor).numpy()
+        integer = head.to_int_linear()(tensor).numpy()
+    assert np.allclose(linear, head.decision_function(X), atol=1e-4) and np.allclose(integer, linear, atol=1e-4)
+    assert np.array_equal(head.classes_[linear.argmax(axis=1)], head.predict(X))
+    assert head.to_int_linear().weight_codes.dtype == torch.int64
+
+
+def test_fit_dataset_embeds_with_the_selector_embedder(sentences, tmp_path):
+    head = QuboHead(bits=2, mode="surrogate", max_iter=2, num_sweeps=100).fit_dataset(sentences, cache_dir=tmp_path, show_progress=False)
+    assert head.n_features_in_ == 384 and head.report_.n_outputs == 1
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda X, y: QuboHead(bits=0).fit(X, y), "bits must be an integer >= 1"),
+    (lambda X, y: QuboHead(bits=33).fit(X, y), r"bits must be in \[1, 32\]"),
+    (lambda X, y: QuboHead().fit(np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y), r"NaN or inf at rows \[0\]"),
+    (lambda X, y: QuboHead().fit(X, np.zeros(len(y))), "single class"),
+    (lambda X, y: QuboHead().fit(X, y[:-3]), "must match"),
+    (lambda X, y: QuboHead().predict(X), "not fitted"),
+    (lambda X, y: QuboHead(mode="newton").fit(X, y), "mode must be one of"),
+    (lambda X, y: QuboHead(solver="annealer").fit(X, y), "solver must be one of"),
+])
+def test_bad_input_is_one_clear_error(digits, call, match):
+    X, y = digits
+    with pytest.raises((ValueError, TypeError, RuntimeError), match=match):
+        call(X, y)
+
+
+def test_wrong_feature_count_at_predict(digits):
+    X, y = digits
+    head = QuboHead(bits=1, mode="surrogate", max_iter=1, num_sweeps=50).fit(X, y)
+    with pytest.raises(ValueError, match="X has 10 features but the head was fitted on 64"):
+        head.predict(X[:, :10])
