@@ -27,10 +27,12 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from hf_qselect import InstanceSelector
 from hf_qselect.data import BUILTINS, load_data
+from hf_qselect.selection import paired
+from hf_qselect.selection import reduction_without_loss as paired_reduction
 from hf_qselect.selection.embeddings import embed_dataset
 from hf_qselect.validation import text_values
 
@@ -118,7 +120,10 @@ def run(args: argparse.Namespace, checkpoint: Path | None = None) -> dict:
         ds = load_named(name)
         emb, _ = embed_dataset(ds, "text", text_values(ds, "text"), show_progress=True)
         labels = np.asarray(ds["label"])
-        folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+        if args.repeats > 1:  # every method sees the same R x k splits, so differences pair split by split
+            folds = RepeatedStratifiedKFold(n_splits=args.folds, n_repeats=args.repeats, random_state=args.seed)
+        else:  # one repeat: the splits every earlier single-repeat run used
+            folds = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
         scores: dict[str, dict[str, list[float]]] = {}
         seconds: dict[str, dict[str, list[float]]] = {}
         train_seconds: dict[str, dict[str, list[float]]] = {}
@@ -171,7 +176,8 @@ def markdown(results: dict, keeps: list[float]) -> str:
     """One table per dataset: methods x keep rates, macro-F1 mean +- std over folds (and training seconds)."""
     lines = []
     for name, data in results["datasets"].items():
-        lines.append(f"**{name}** ({data['n_rows']} rows, {results['args']['folds']} folds, eval={results['args']['eval']}{budget_note(results['args'])})\n")
+        splits = f"{results['args'].get('repeats', 1)} x {results['args']['folds']} folds" if results["args"].get("repeats", 1) > 1 else f"{results['args']['folds']} folds"
+        lines.append(f"**{name}** ({data['n_rows']} rows, {splits}, eval={results['args']['eval']}{budget_note(results['args'])})\n")
         lines += keep_table(data["macro_f1"], keeps, lambda v: f"{np.mean(v):.4f} ± {np.std(v):.4f}")
         if results["args"]["eval"] == "finetune":
             lines.append("training seconds per fold (mean)\n")
@@ -195,6 +201,40 @@ def reduction_without_loss(results: dict, keeps: list[float], tolerance: float =
                 best = k
             lines.append(f"| {name} | {method} | {best if best is not None else 'none'} | {f'{1 - best:.0%}' if best is not None else '0%'} |")
     return "\n".join(lines) + "\n"
+
+
+def paired_table(results: dict, keeps: list[float]) -> str:
+    """Per dataset: each method and keep rate against full data and against random, paired split by split, with
+    the corrected resampled t interval (95%); the win rate against random; the reduction without loss."""
+    folds = results["args"]["folds"]
+    lines = []
+    for name, data in results["datasets"].items():
+        scores = data["macro_f1"]
+        full = np.array(scores["full"]["1.0"])
+        lines += [f"**{name}**: {len(full)} paired splits ({results['args'].get('repeats', 1)} x {folds}-fold); "
+                  "differences in macro-F1 points, [95% CI] by the corrected resampled t (Nadeau & Bengio)\n",
+                  "| method | keep | macro-F1 | vs full | vs random | wins vs random |", "|---|---|---|---|---|---|"]
+        for method, by_keep in scores.items():
+            if method == "full":
+                continue
+            for k in keeps:
+                s = np.array(by_keep[str(k)])
+                vs_full = paired(s, full, 1 / folds)
+                cells = [f"{np.mean(s):.4f}", f"{100 * vs_full.mean:+.2f} [{100 * vs_full.low:+.2f}, {100 * vs_full.high:+.2f}]"]
+                if method != "random" and "random" in scores:
+                    vs_random = paired(s, np.array(scores["random"][str(k)]), 1 / folds)
+                    cells += [f"{100 * vs_random.mean:+.2f} [{100 * vs_random.low:+.2f}, {100 * vs_random.high:+.2f}]", f"{vs_random.win_rate:.0%}"]
+                else:
+                    cells += ["–", "–"]
+                lines.append(f"| {method} | {k:g} | " + " | ".join(cells) + " |")
+        lines += ["", "| method | reduction without loss (lower 95% bound vs full above −1 point) |", "|---|---|"]
+        for method, by_keep in scores.items():
+            if method == "full":
+                continue
+            keep = paired_reduction({k: np.array(by_keep[str(k)]) for k in keeps}, full, 1 / folds)
+            lines.append(f"| {method} | {f'{1 - keep:.0%} (keep {keep:g})' if keep is not None else 'none at the keep rates run'} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def plot_sweep(results: dict, keeps: list[float], path: Path) -> None:
@@ -237,7 +277,7 @@ def plot_sweep(results: dict, keeps: list[float], path: Path) -> None:
 
 def check_merge(old: dict, new: dict) -> None:
     """Raise unless runs with settings ``new`` can be merged into results run with settings ``old``."""
-    for key in ("folds", "seed", "eval", "max_steps", "epochs", "max_length", "model"):
+    for key in ("folds", "repeats", "seed", "eval", "max_steps", "epochs", "max_length", "model"):
         if old.get(key) != new.get(key):
             raise ValueError(f"--merge: {key}={new.get(key)!r} differs from the existing results' {old.get(key)!r}")
     if not set(new["keep"].split(",")) <= set(old["keep"].split(",")):
@@ -270,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--keep", default="0.75,0.5,0.25")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repeat the stratified k-fold with this many seeds (paired intervals); default 5 for the probe, 1 to fine-tune")
     parser.add_argument("--eval", default="probe", choices=sorted(EVALUATORS))
     parser.add_argument("--solver", default="sa")
     parser.add_argument("--model", default=None, help="finetune: model to fine-tune (default: the packaged MiniLM)")
@@ -283,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="re-run --methods into the existing OUT/NAME_EVAL.json (same datasets, folds, keeps and seed): "
                              "their rows are replaced, every other method's rows are kept, and the outputs are re-rendered")
     args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 5 if args.eval == "probe" else 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f"{args.name}_{args.eval}.partial.json"
@@ -299,8 +343,11 @@ def main(argv: list[str] | None = None) -> None:
         results = merge_results(previous, results)
     keeps = [float(k) for k in results["args"]["keep"].split(",")]
     table = markdown(results, keeps)
-    if "full" in results["args"]["methods"].split(",") and len(keeps) > 1:
+    if "full" in results["args"]["methods"].split(",") and results["args"].get("repeats", 1) > 1:
+        table += "\n" + paired_table(results, keeps)
+    elif "full" in results["args"]["methods"].split(",") and len(keeps) > 1:
         table += "\n" + reduction_without_loss(results, keeps)
+    if "full" in results["args"]["methods"].split(","):
         plot_sweep(results, keeps, out / f"{args.name}_{args.eval}.png")
     (out / f"{args.name}_{args.eval}.md").write_text(table)
     (out / f"{args.name}_{args.eval}.json").write_text(json.dumps(results, indent=1))

@@ -14,6 +14,8 @@ _EXPORTS = {
     "AnnealingPruner": ".pruning",
     "publish_reduced": ".hub",
     "load_reduced": ".hub",
+    "compare": ".comparison",
+    "QuboHead": ".heads",
 }
 __all__ = [*_EXPORTS, "__version__"]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

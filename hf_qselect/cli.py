@@ -41,6 +41,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     selector.report_.source = public_path(args.data)
     reduced = selector.select(data)
     print(selector.report_.summary())
+    if args.publish and args.scores:
+        write_scores(selector, args.scores)
     if args.publish:
         folder = publish_reduced(reduced, selector, repo_id=args.repo_id, local_dir=out, push=args.push, private=not args.public,
                                  overwrite=args.overwrite, inputs=inputs)
@@ -53,8 +55,42 @@ def cmd_select(args: argparse.Namespace) -> int:
     with staged_output(out) as staging:
         reduced.save_to_disk(str(staging))
         selector.report_.to_json(str(staging / REPORT_FILE))
+    if args.scores:
+        write_scores(selector, args.scores)
     rows = len(reduced["train"]) if isinstance(reduced, DatasetDict) else len(reduced)
     print(f"wrote {rows} rows to {out} (report: {out / REPORT_FILE}); publish it with: hf-qselect publish {out} --repo-id NAMESPACE/NAME")
+    return 0
+
+
+def write_scores(selector: InstanceSelector, path: str) -> None:
+    """The per-row diagnostics (``selector.row_scores_``) as Parquet; flagged rows counted on stdout."""
+    scores = selector.row_scores_
+    scores.to_parquet(path, index=False)
+    flagged = int(scores["flagged"].sum()) if scores["flagged"].notna().all() else 0
+    print(f"wrote per-row scores to {path} ({flagged} rows flagged as likely mislabelled)")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Paired, repeated comparison of methods and keep rates on ``--data``; a recommendation and its command."""
+    from .comparison import compare
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        keeps = [float(k) for k in args.keep.split(",")]
+    except ValueError:
+        raise ValueError(f"--keep must be comma-separated fractions such as 0.75,0.5,0.25, got {args.keep!r}") from None
+    check_output_dir(args.out, input_paths(args.data), overwrite=args.overwrite)
+    data = load_data(args.data)
+    out = check_output_dir(args.out, input_paths(args.data, data), overwrite=args.overwrite)
+    if isinstance(data, DatasetDict):
+        data = data["train"]
+    result = compare(data, methods, keeps, evaluation=args.eval, tolerance=args.tolerance, folds=args.folds, repeats=args.repeats,
+                     text_column=args.text_column, label_column=args.label_column, seed=args.seed, source=public_path(args.data),
+                     finetune_steps=args.finetune_steps)
+    with staged_output(out) as staging:
+        result.save(staging)
+    print(result.markdown())
+    print(f"wrote {out / 'compare.json'}, {out / 'compare.md'} and {out / 'compare.png'}")
     return 0
 
 
@@ -133,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--out", required=True, help="folder for the reduced dataset (save_to_disk) and selection_report.json")
     select.add_argument("--overwrite", action="store_true")
     select.add_argument("--publish", action="store_true", help="write --out as a Hub-ready folder (Parquet, dataset card, selection map)")
+    select.add_argument("--scores", default=None, help="also write per-row diagnostics (out-of-fold label probability, flagged, kept) to this Parquet file")
     add_push_arguments(select)
     select.set_defaults(func=cmd_select)
 
@@ -155,6 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--out", required=True)
     prune.add_argument("--overwrite", action="store_true")
     prune.set_defaults(func=cmd_prune)
+
+    comp = commands.add_parser("compare", help="how much can be dropped: methods x keep rates, paired intervals, a recommendation")
+    comp.add_argument("--data", required=True, help="same sources as select")
+    comp.add_argument("--methods", default="random,qubo,facility,pasin2024", help="comma-separated methods")
+    comp.add_argument("--keep", default="0.75,0.5,0.25", help="comma-separated keep rates")
+    comp.add_argument("--eval", default="probe", choices=["probe", "finetune"], help="probe: logistic regression on frozen embeddings (fast)")
+    comp.add_argument("--tolerance", type=float, default=1.0, help="macro-F1 points below full data that are acceptable")
+    comp.add_argument("--folds", type=int, default=5)
+    comp.add_argument("--repeats", type=int, default=5)
+    comp.add_argument("--finetune-steps", type=int, default=60, help="optimizer steps per run with --eval finetune")
+    comp.add_argument("--text-column", default="text")
+    comp.add_argument("--label-column", default="label")
+    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--out", required=True, help="folder for compare.json, compare.md and compare.png")
+    comp.add_argument("--overwrite", action="store_true")
+    comp.set_defaults(func=cmd_compare)
 
     train = commands.add_parser("train", help="run a YAML recipe: select, fine-tune, evaluate, write the model card")
     train.add_argument("recipe")

@@ -176,6 +176,8 @@ def cli_command(cls: type, values: dict[str, Any], *, always: tuple[str, ...] = 
         if flag is None or not f.metadata["provenance"] or f.name not in values:
             continue
         value = values[f.name]
+        if isinstance(value, list):
+            value = tuple(value)  # as a JSON report records a tuple
         if f.name not in always and value == f.default:
             continue
         if isinstance(f.default, bool):
@@ -186,6 +188,8 @@ def cli_command(cls: type, values: dict[str, Any], *, always: tuple[str, ...] = 
             argv += [flag, "none"]
         elif isinstance(value, dict):
             argv += [flag, json.dumps(value, sort_keys=True)]
+        elif isinstance(value, tuple):
+            argv += [flag, ",".join(map(str, value))]
         else:
             argv += [flag, str(value)]
     return argv

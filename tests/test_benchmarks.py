@@ -20,7 +20,7 @@ def test_selection_benchmark_smoke(sentences, tmp_path, monkeypatch, evaluation)
     data = tmp_path / "data.csv"
     Dataset.from_dict({"text": list(sentences["text"]) * 3, "label": list(sentences["label"]) * 3}).to_csv(str(data))
     argv = ["--datasets", str(data), "--methods", "full,random,qubo,e2sc", "--keep", "0.75,0.5", "--folds", "2",
-            "--eval", evaluation, "--out", str(tmp_path / "out"), "--name", "smoke"]
+            "--eval", evaluation, "--out", str(tmp_path / "out"), "--name", "smoke"] + (["--repeats", "2"] if evaluation == "probe" else [])
     if evaluation == "finetune":
         tokenizer = AutoTokenizer.from_pretrained(default_embedder())
         tiny = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
@@ -31,12 +31,13 @@ def test_selection_benchmark_smoke(sentences, tmp_path, monkeypatch, evaluation)
     selection.main(argv)
     result = json.loads((tmp_path / "out" / f"smoke_{evaluation}.json").read_text())
     scores = result["datasets"][str(data)]["macro_f1"]
-    assert set(scores) == {"full", "random", "qubo", "e2sc"} and len(scores["qubo"]["0.5"]) == 2
+    assert set(scores) == {"full", "random", "qubo", "e2sc"} and len(scores["qubo"]["0.5"]) == (4 if evaluation == "probe" else 2)
     assert all(0.0 <= f1 <= 1.0 for by_keep in scores.values() for fs in by_keep.values() for f1 in fs)
     table = (tmp_path / "out" / f"smoke_{evaluation}.md").read_text()
     assert "reduction without loss" in table and (tmp_path / "out" / f"smoke_{evaluation}.png").exists()
     assert ("training seconds per fold" in table) == (evaluation == "finetune")
     assert ("2 optimizer steps for every run" in table) == (evaluation == "finetune")
+    assert ("4 paired splits (2 x 2-fold)" in table) == (evaluation == "probe")  # paired intervals for repeated splits
     assert not (tmp_path / "out" / f"smoke_{evaluation}.partial.json").exists()
 
 

@@ -49,6 +49,8 @@ def render_dataset_card(
     revision: str | None = None,
     pretty_name: str | None = None,
     selection_map: str | None = None,
+    flagged: int | None = None,
+    scores_file: str | None = None,
 ) -> DatasetCard:
     """The card for a folder holding ``data/{split}-*.parquet`` shards of ``splits``."""
     train = splits["train"]
@@ -89,6 +91,10 @@ def render_dataset_card(
         fingerprint=report.source_fingerprint,
         revision=f", revision `{revision}`" if revision else "",
         selection_map=f"## Selection map\n\n![kept and dropped rows, PCA of the embeddings]({selection_map})" if selection_map else "",
+        diagnostics=(f"## Label diagnostics\n\n{flagged} of {report.n_rows} source rows are flagged as likely mislabelled: an out-of-fold "
+                     f"classifier on the embeddings gives another class a probability of at least {report.params.get('noise_confidence', 0.8)}. "
+                     f"`{scores_file}` lists every source row with its label, that classifier's probability of the label, its prediction, "
+                     "the flag, its block and whether it was kept.") if scores_file else "",
         command=reproduce_command(report, source),
         versions=", ".join(f"{k} {v}" for k, v in library_versions().items()),
     )

@@ -24,6 +24,7 @@ from .selection_map import plot_selection_map
 SOURCE_INDEX = "source_index"
 REPORT_FILE = "selection_report.json"
 MAP_FILE = "selection_map.png"
+SCORES_FILE = "row_scores.parquet"
 ROWS_PER_SHARD = 500_000
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)
 
@@ -133,7 +134,12 @@ def publish_reduced(
         record["params"] = public_params(record.get("params") or {})
         record["kept_indices_column"] = SOURCE_INDEX
         (staging / REPORT_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
-        card = render_dataset_card(splits, report, source, revision=revision, selection_map=map_name)
+        flagged = scores_name = None
+        if selector is not None and getattr(selector, "embeddings_", None) is not None:
+            scores = selector.row_scores_
+            scores.to_parquet(staging / SCORES_FILE, index=False)
+            flagged, scores_name = int(scores["flagged"].sum()), SCORES_FILE
+        card = render_dataset_card(splits, report, source, revision=revision, selection_map=map_name, flagged=flagged, scores_file=scores_name)
         card.save(str(staging / "README.md"))
     if push:
         upload(target, repo_id, token=token, private=private)

@@ -49,7 +49,7 @@ def select_mmd(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: 
     """The default QUBO: class quotas, likely-mislabelled rows flagged, kernel herding per compact block."""
     timings = {}
     start = time.perf_counter()
-    noisy = None
+    noisy, proba = None, None
     if options.denoise:
         proba = out_of_fold_proba(embeddings, codes, seed=0 if options.seed is None else options.seed)
         noisy = likely_mislabelled(proba, codes, options.noise_confidence)
@@ -63,6 +63,7 @@ def select_mmd(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: 
     timings["qubo"] = time.perf_counter() - start
     result = _solve_qubos(qubos, len(codes), options, "mmd", timings)
     result.noisy = int(noisy.sum()) if noisy is not None else 0
+    result.proba = proba
     return result
 
 

@@ -34,3 +34,4 @@ class MethodResult:
     feasible_blocks: int = 0
     repaired_blocks: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    proba: np.ndarray | None = None  # out-of-fold class probabilities, when the method computed them

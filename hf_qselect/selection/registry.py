@@ -37,8 +37,21 @@ METHODS: dict[str, MethodSpec] = {
 def get_method(name: str) -> MethodSpec:
     """The spec of ``name``, or a ``ValueError`` listing the methods."""
     if name not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {name!r}")
+        raise ValueError(f"method must be one of {list(METHODS)} (or 'auto'), got {name!r}")
     return METHODS[name]
+
+
+AUTO_CANDIDATES = ("qubo", "pasin2024", "biois", "facility")
+
+
+def candidate_methods(candidates) -> list[str]:
+    """``method="auto"``'s candidates as a list: a tuple or list of names, or one comma-separated string."""
+    names = [c.strip() for c in candidates.split(",")] if isinstance(candidates, str) else list(candidates)
+    if not names:
+        raise ValueError("candidates must name at least one method")
+    for name in names:
+        get_method(name)
+    return names
 
 
 def effective_class_balance(method: str, class_balance: float | None) -> float | None:

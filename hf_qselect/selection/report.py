@@ -33,6 +33,8 @@ class SelectionReport:
     source_fingerprint: str | None = None
     source: str | None = None
     class_balance: float | None = None
+    chosen_method: str | None = None
+    auto: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -68,6 +70,6 @@ class SelectionReport:
         per_class = ", ".join(f"{c}: {v['before']}->{v['after']}" for c, v in self.kept_per_class.items())
         energy = f", energy {self.energy:.4g}" if self.energy is not None else ""
         return (
-            f"{self.method}: kept {self.n_kept}/{self.n_rows} ({1 - self.reduction:.0%}) [{per_class}]"
+            f"{self.method}{' -> ' + self.chosen_method if self.chosen_method else ''}: kept {self.n_kept}/{self.n_rows} ({1 - self.reduction:.0%}) [{per_class}]"
             f"{energy}, solver {self.solver}, {self.selection_seconds:.2f}s after embedding"
         )

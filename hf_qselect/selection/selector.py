@@ -16,9 +16,12 @@ from .embeddings import effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
 from .params import SelectionParams
 from .quotas import keep_count
-from .registry import effective_class_balance, get_method
+from .registry import candidate_methods, effective_class_balance, get_method
 from ..provenance import public_params, public_path
 from .report import SelectionReport
+
+
+AUTO_FOLDS = 3  # method="auto" compares its candidates on one 3-fold split of the rows it is given
 
 
 def row_hashes(texts: list[str]) -> np.ndarray:
@@ -125,10 +128,12 @@ class InstanceSelector(SelectionParams):
         ds = check_dataset(dataset)
         checked = self.check_params()
         keep = checked["keep"]
-        spec = get_method(self.method)
-        needs_text = embeddings is None and spec.needs_embeddings
+        candidates = candidate_methods(self.candidates) if self.method == "auto" else [self.method]
+        specs = [get_method(m) for m in candidates]
+        needs_embeddings = any(s.needs_embeddings for s in specs)
+        needs_text = embeddings is None and needs_embeddings
         check_columns(ds, label_column=self.label_column, text_column=self.text_column if needs_text else None)
-        plan = get_solver(self.solver) if spec.anneals else None
+        plan = get_solver(self.solver) if any(s.anneals for s in specs) else None
         precision = effective_precision(self.embedder, self.precision, self.device) if needs_text else None
         codes, classes = label_codes(ds[self.label_column], self.label_column)
         check_fraction("noise_confidence", self.noise_confidence, 1.0 / len(classes), 1.0, low_open=True)
@@ -141,7 +146,7 @@ class InstanceSelector(SelectionParams):
         vectors = None
         if embeddings is not None:
             vectors = check_embeddings(embeddings, len(ds))
-        elif spec.needs_embeddings:
+        elif needs_embeddings:
             start = time.perf_counter()
             raw, cached = embed_dataset(
                 ds, self.text_column, texts, self.embedder, cache_dir=self.cache_dir,
@@ -150,18 +155,13 @@ class InstanceSelector(SelectionParams):
             vectors = check_embeddings(raw, len(ds))
             timings["embed"] = time.perf_counter() - start
 
-        options = MethodOptions(
-            anneal=AnnealSettings(solver=plan, seed=self.seed, block_size=int(self.block_size), num_reads=self.num_reads,
-                                  num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
-                                  show_progress=self.show_progress, polish=bool(self.polish)),
-            class_balance=effective_class_balance(self.method, self.class_balance) or 0.0,
-            denoise=self.denoise, noise_confidence=float(self.noise_confidence),
-        )
-        result = spec.fn(vectors, codes, n_keep, options)
+        method, comparison = self.method, None
+        if method == "auto":
+            start = time.perf_counter()
+            method, comparison = self._choose_method(candidates, vectors, codes, keep, plan)
+            timings["auto"] = time.perf_counter() - start
+        result, topped_up = self._run_method(method, vectors, codes, n_keep, plan, self.seed, self.show_progress)
         timings.update(result.timings)
-        if int(result.mask.sum()) != n_keep:  # an internal invariant, never the user's fault
-            raise RuntimeError(f"method {self.method!r} kept {int(result.mask.sum())} rows instead of {n_keep}")
-        topped_up = ensure_every_class(result.mask, codes, self.seed)
 
         self.mask_ = result.mask
         self.indices_ = np.flatnonzero(result.mask)
@@ -172,11 +172,15 @@ class InstanceSelector(SelectionParams):
         self.fingerprint_ = ds._fingerprint
         self.embeddings_ = vectors
         self.blocks_ = result.blocks
+        self.method_ = method
+        self._proba = result.proba
         self.row_hashes_ = row_hashes(texts) if texts is not None else None
         before = np.bincount(codes, minlength=len(classes))
         after = np.bincount(codes[result.mask], minlength=len(classes))
         self.report_ = SelectionReport(
             method=self.method,
+            chosen_method=method if self.method == "auto" else None,
+            auto=comparison,
             keep=keep,
             n_rows=len(ds),
             n_kept=n_keep,
@@ -198,10 +202,72 @@ class InstanceSelector(SelectionParams):
             embeddings_cached=cached,
             source_fingerprint=ds._fingerprint,
             params=self.provenance(precision),
-            class_balance=effective_class_balance(self.method, self.class_balance),
+            class_balance=effective_class_balance(method, self.class_balance),
             timings={k: round(v, 4) for k, v in timings.items()},
         )
         return self
+
+    def _run_method(self, method: str, vectors: np.ndarray | None, codes: np.ndarray, n_keep: int, plan: Any, seed: int | None,
+                    show_progress: bool) -> tuple[Any, int]:
+        """Run one registered method; every class keeps a row. Returns the result and how many classes were topped up."""
+        options = MethodOptions(
+            anneal=AnnealSettings(solver=plan, seed=seed, block_size=int(self.block_size), num_reads=self.num_reads,
+                                  num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
+                                  show_progress=show_progress, polish=bool(self.polish)),
+            class_balance=effective_class_balance(method, self.class_balance) or 0.0,
+            denoise=self.denoise, noise_confidence=float(self.noise_confidence),
+        )
+        result = get_method(method).fn(vectors, codes, n_keep, options)
+        if int(result.mask.sum()) != n_keep:  # an internal invariant, never the user's fault
+            raise RuntimeError(f"method {method!r} kept {int(result.mask.sum())} rows instead of {n_keep}")
+        return result, ensure_every_class(result.mask, codes, seed)
+
+    def _choose_method(self, candidates: list[str], vectors: np.ndarray, codes: np.ndarray, keep: float, plan: Any) -> tuple[str, dict]:
+        """``method="auto"``: the candidate with the best mean macro-F1 in a paired 3-fold probe on these rows."""
+        from .probe import paired_probe
+
+        def select(x: np.ndarray, c: np.ndarray, method: str, k: float, seed: int) -> np.ndarray:
+            result, _ = self._run_method(method, x, c, keep_count(k, len(c)), plan, seed, False)
+            return np.flatnonzero(result.mask)
+
+        folds = int(min(AUTO_FOLDS, np.bincount(codes).min()))
+        if folds < 2:
+            raise ValueError(f"method='auto' compares candidates on 2 or more folds, but a class of {self.label_column!r} has one row")
+        probe = paired_probe(vectors, codes, select, candidates, [keep], folds=folds, repeats=1, seed=self.seed or 0,
+                             show_progress=self.show_progress)
+        means = {m: float(np.mean(probe.scores[m][keep])) for m in candidates}
+        chosen = max(candidates, key=lambda m: (means[m], -candidates.index(m)))
+        return chosen, {"chosen": chosen, "folds": folds, "full": float(np.mean(probe.full)), "mean_macro_f1": means,
+                        "per_fold": {m: probe.scores[m][keep].tolist() for m in candidates}}
+
+    @property
+    def row_scores_(self):
+        """Per-row diagnostics as a pandas DataFrame: ``row``, ``label``, ``label_proba`` (out-of-fold probability
+        of the given label), ``predicted``, ``flagged`` (likely mislabelled), ``block`` (-1: none), ``kept``.
+
+        The probabilities are the out-of-fold LDA the default method scores rows with; other methods compute them
+        here on first access (``None`` columns when there are no embeddings, as for ``method="random"``)."""
+        import pandas as pd
+
+        from .scoring import likely_mislabelled, out_of_fold_proba
+
+        self._check_fitted()
+        proba = self._proba
+        if proba is None and self.embeddings_ is not None:
+            proba = self._proba = out_of_fold_proba(self.embeddings_, self.codes_, seed=0 if self.seed is None else self.seed)
+        block = np.full(self.n_rows_, -1, dtype=np.int64)
+        for b, rows in enumerate(self.blocks_):
+            block[rows] = b
+        names = np.asarray(self.class_names_, dtype=object)
+        table = {"row": np.arange(self.n_rows_), "label": names[self.codes_]}
+        if proba is not None:
+            table["label_proba"] = proba[np.arange(self.n_rows_), self.codes_]
+            table["predicted"] = names[proba.argmax(axis=1)]
+            table["flagged"] = likely_mislabelled(proba, self.codes_, float(self.noise_confidence))
+        else:
+            table.update(label_proba=None, predicted=None, flagged=None)
+        table.update(block=block, kept=self.mask_)
+        return pd.DataFrame(table)
 
     def _embedder_label(self, given: np.ndarray | None, vectors: np.ndarray | None) -> str | None:
         """What the report names as the embedder: the model, ``"precomputed"``, or nothing (random)."""
