@@ -35,6 +35,7 @@ def test_every_selector_parameter_is_a_select_flag():
         "seed": 7, "block_size": 40, "num_reads": 9, "num_sweeps": None, "n_jobs": 1, "batch_size": 8, "device": "cpu",
         "precision": "float32", "cache_dir": "c", "show_progress": False, "sampler_params": {"timeout": 5},
         "class_balance": 0.25, "denoise": False, "noise_confidence": 0.9, "polish": False,
+        "candidates": ("qubo", "pasin2024", "biois", "facility"),
     }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..selection import InstanceSelector, embed_dataset, keep_count, paired, paired_probe, recommend
+from ..selection import InstanceSelector, check_folds, embed_dataset, keep_count, paired, paired_probe, recommend
 from ..validation import check_columns, check_dataset, check_keep, label_codes, text_values
 
 DEFAULT_METHODS = ("random", "qubo", "facility", "pasin2024")
@@ -142,8 +142,6 @@ def compare(dataset, methods: tuple[str, ...] | list[str] = DEFAULT_METHODS, kee
         raise ValueError(f"tolerance is in macro-F1 points and must be in (0, 100), got {tolerance}")
     check_columns(ds, text_column=text_column, label_column=label_column)
     codes, classes = label_codes(ds[label_column], label_column)
-    from ..selection.probe import check_folds
-
     check_folds(codes, folds, label_column)
     texts = text_values(ds, text_column)
     seconds = {}
