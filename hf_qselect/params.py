@@ -112,6 +112,15 @@ def string(*, none: bool = False) -> Callable[[str, Any], Any]:
     return check
 
 
+def passes(check: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
+    """A parameter check from a one-argument check that raises on a bad value (its message names the parameter)."""
+    def check_value(name: str, value: Any) -> Any:
+        check(value)
+        return value
+
+    return check_value
+
+
 def check_params(obj: Any) -> dict[str, Any]:
     """Check every declared parameter of ``obj``; return the checked values (``obj`` is not modified)."""
     values = {}

@@ -9,17 +9,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..params import boolean, check_params, fraction, integer, one_of, param
+from ..params import boolean, check_params, fraction, integer, one_of, param, passes
 from ..qubo import SOLVERS, AnnealSettings, anneal, check_solver, get_solver
 from . import grid, surrogate
 
 MODES = ("iterative", "surrogate")
 INITS = ("gptq", "round", "zero")
-
-
-def _solver(name: str, value: Any) -> Any:
-    check_solver(value)
-    return value
 
 
 @dataclass(eq=False, repr=False)
@@ -29,7 +24,7 @@ class QuboHeadParams:
     bits: int = param(8, "K: bits per weight, in [1, 32] (1 = binary weights)", check=integer(1))
     mode: str = param("iterative", "iterative: re-linearise the loss each iteration (the paper); surrogate: one quadratic around fp32",
                       check=one_of(lambda: list(MODES)), choices=lambda: list(MODES))
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=_solver, parse=str, choices=lambda: list(SOLVERS))
+    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS))
     _: KW_ONLY
     block_features: int = param(32, "weights per block QUBO (block_features x bits binary variables)", check=integer(1))
     init: str = param("gptq", "starting levels: error-feedback rounding, round-to-nearest, or all bits 0",

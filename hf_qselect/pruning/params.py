@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
-from ..params import boolean, check_params, fraction, integer, one_of, optional, param
+from ..params import boolean, check_params, fraction, integer, one_of, optional, param, passes
 from ..qubo import SOLVERS, check_solver
 
 PRUNE_METHODS = ("qubo", "greedy")
@@ -18,11 +18,6 @@ def check_budget(name: str, value: Any) -> float:
     return float(value)
 
 
-def _solver(name: str, value: Any) -> Any:
-    check_solver(value)
-    return value
-
-
 @dataclass(eq=False, repr=False)
 class PruningParams:
     """Every parameter of :class:`~hf_qselect.pruning.AnnealingPruner`."""
@@ -30,7 +25,7 @@ class PruningParams:
     heads: float = param(0.0, "fraction of attention heads to remove, in [0, 1)", check=check_budget)
     ffn: float = param(0.0, "fraction of FFN neurons to remove (same in every layer), in [0, 1)", check=check_budget)
     layers: float = param(0.0, "fraction of encoder layers to remove, in [0, 1)", check=check_budget)
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=_solver, parse=str, choices=lambda: list(SOLVERS),
+    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS),
                         recipe="prune_solver", recipe_type=str)
     seed: Optional[int] = param(0, "seed of the annealer", check=integer(none=True), parse=optional(int), recipe=False)
     _: KW_ONLY

@@ -5,20 +5,11 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
-from ..params import boolean, check_params, fraction, integer, json_object, one_of, optional, param, string
+from ..params import boolean, check_params, fraction, integer, json_object, one_of, optional, param, passes, string
 from ..qubo import SOLVERS, check_solver
 from ..validation import check_keep
 from .embeddings import PRECISIONS
 from .registry import AUTO_CANDIDATES, METHODS, candidate_methods
-
-
-def _keep(name: str, value: Any) -> float:
-    return check_keep(value)
-
-
-def _solver(name: str, value: Any) -> Any:
-    check_solver(value)
-    return value
 
 
 def _embedder(name: str, value: Any) -> Any:
@@ -45,23 +36,18 @@ def _cache_dir(name: str, value: Any) -> Any:
     raise TypeError(f"cache_dir must be a folder, None (the default cache) or False (no cache), got {value!r}")
 
 
-def _candidates(name: str, value: Any) -> Any:
-    candidate_methods(value)
-    return value
-
-
 @dataclass(eq=False, repr=False)
 class SelectionParams:
     """Every parameter of :class:`~hf_qselect.selection.InstanceSelector`, with its help, check, flag and recipe key."""
 
-    keep: float = param(0.5, "fraction of rows to keep, in (0, 1]; exactly round(keep * n) rows are kept", check=_keep)
+    keep: float = param(0.5, "fraction of rows to keep, in (0, 1]; exactly round(keep * n) rows are kept", check=passes(check_keep))
     method: str = param("qubo", "selection method; auto: the best candidate in a paired 3-fold probe on the rows given",
                         check=one_of(lambda: [*METHODS, "auto"]), choices=lambda: [*METHODS, "auto"])
     text_column: str = param("text", "column holding the text to embed", check=string(), recipe=False)
     label_column: str = param("label", "column holding the class label", check=string(), recipe=False)
     embedder: Any = param(None, "sentence-transformers path, hub id or model; None = the packaged all-MiniLM-L6-v2",
                           check=_embedder, parse=optional(str), recipe_type=Optional[str])
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=_solver, parse=str, choices=lambda: list(SOLVERS), recipe_type=str)
+    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS), recipe_type=str)
     seed: Optional[int] = param(0, "seed of every random choice: the same seed keeps the same rows", check=integer(none=True),
                                 parse=optional(int), recipe="selection_seed", recipe_type=Optional[int])
     _: KW_ONLY
@@ -89,7 +75,7 @@ class SelectionParams:
                                     check=fraction(0.0, 1.0, low_open=True))
     polish: bool = param(True, "swap a kept and a dropped row of a block while that lowers its energy", check=boolean)
     candidates: Any = param(AUTO_CANDIDATES, "method='auto': the methods it compares (comma-separated on the CLI)",
-                            check=_candidates, parse=lambda text: tuple(candidate_methods(text)), recipe_type=str)
+                            check=passes(candidate_methods), parse=lambda text: tuple(candidate_methods(text)), recipe_type=str)
 
     def check_params(self) -> dict[str, Any]:
         """Every parameter checked (one-line errors naming it); the checked values, ``self`` unchanged."""
