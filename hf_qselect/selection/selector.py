@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
+from ..provenance import public_params, public_path
 from ..qubo import AnnealSettings, get_solver
 from ..validation import check_columns, check_dataset, check_embeddings, check_fraction, check_min_keep, label_codes, text_values
 from .embeddings import effective_precision, embed_dataset, embedder_name
@@ -17,7 +18,6 @@ from .options import MethodOptions
 from .params import SelectionParams
 from .quotas import keep_count
 from .registry import candidate_methods, effective_class_balance, get_method
-from ..provenance import public_params, public_path
 from .report import SelectionReport
 
 
@@ -68,7 +68,8 @@ class InstanceSelector(SelectionParams):
 
     keep: fraction of rows to keep, in (0, 1]; exactly ``round(keep * n)`` rows are kept, at least one per class.
     method: ``"qubo"`` (default formulation), ``"pasin2024"`` (published QUBO), ``"random"`` (stratified),
-        or a classical baseline: ``"e2sc"``, ``"biois"``, ``"facility"``, ``"semdedup"``.
+        a classical baseline: ``"e2sc"``, ``"biois"``, ``"facility"``, ``"semdedup"``; or ``"auto"``: the best of
+        ``candidates`` in a paired 3-fold probe on the rows given (recorded in ``report_.auto``).
     text_column, label_column: columns of the dataset.
     embedder: sentence-transformers model path, hub id or object; ``None`` = packaged all-MiniLM-L6-v2.
     solver: ``"sa"``, ``"tabu"``, ``"steepest"``, ``"exact"``, ``"qpu"``, ``"hybrid"`` or any ``dimod.Sampler``.
@@ -88,7 +89,8 @@ class InstanceSelector(SelectionParams):
         (``"qubo"``; ``"pasin2024"`` always uses the annealer's answer as published).
 
     Fitted attributes: ``mask_``, ``indices_``, ``report_``, ``classes_``, ``codes_`` (label index per row),
-    ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``. Works with ``sklearn.base.clone``.
+    ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``, ``method_`` (the method that selected),
+    ``row_scores_`` (per-row diagnostics). Works with ``sklearn.base.clone``.
     """
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -252,7 +254,7 @@ class InstanceSelector(SelectionParams):
         from .scoring import likely_mislabelled, out_of_fold_proba
 
         self._check_fitted()
-        proba = self._proba
+        proba = getattr(self, "_proba", None)
         if proba is None and self.embeddings_ is not None:
             proba = self._proba = out_of_fold_proba(self.embeddings_, self.codes_, seed=0 if self.seed is None else self.seed)
         block = np.full(self.n_rows_, -1, dtype=np.int64)
@@ -334,6 +336,7 @@ class InstanceSelector(SelectionParams):
         """Pickle (and ``datasets`` fingerprint) without embeddings or an in-memory embedder model."""
         state = dict(self.__dict__)
         state.pop("embeddings_", None)
+        state.pop("_proba", None)
         if not isinstance(state.get("embedder"), (str, type(None))):
             state["embedder"] = embedder_name(state["embedder"])
         return state
