@@ -255,7 +255,7 @@ class InstanceSelector(SelectionParams):
 
         self._check_fitted()
         proba = getattr(self, "_proba", None)
-        if proba is None and self.embeddings_ is not None:
+        if proba is None and getattr(self, "embeddings_", None) is not None:
             proba = self._proba = out_of_fold_proba(self.embeddings_, self.codes_, seed=0 if self.seed is None else self.seed)
         block = np.full(self.n_rows_, -1, dtype=np.int64)
         for b, rows in enumerate(self.blocks_):
