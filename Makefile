@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench-selection bench-sweep bench-heldout bench-scale bench-trainer bench-pruning clean
+.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench-heldout: $(VENV)/.installed
 	$(PY) benchmarks/selection.py --datasets convention_2012 --methods full,random,qubo --keep 0.5,0.25 --folds 3 --eval finetune --max-steps 80 --name heldout
 	$(PY) benchmarks/selection.py --datasets convention_2012 --methods full,random,qubo --keep 0.5,0.25 --folds 3 --eval finetune --max-steps 272 --name heldout_272steps
 	$(PY) benchmarks/selection.py --datasets convention_2012 --keep 0.5,0.25 --folds 5 --name heldout_ablation --methods "full,random,random@class_balance=0.5,qubo@class_balance=0;denoise=False,qubo@class_balance=0,qubo@denoise=False,qubo,qubo@polish=False"
+
+bench-paired: $(VENV)/.installed
+	$(PY) benchmarks/selection.py --datasets vader_nyt,convention_2012,rotten_tomatoes --methods full,random,qubo,facility,pasin2024,auto --keep 0.5,0.25 --folds 5 --repeats 2 --name paired
+
+bench-heads: $(VENV)/.installed
+	$(PY) benchmarks/heads.py --datasets vader_nyt,rotten_tomatoes,convention_2012 --bits 1,2,4,8,12 --folds 5
+	$(PY) benchmarks/heads.py --digits --bits 4,6,8,10,12,16,20 --folds 3 --modes surrogate --max-iter 3
 
 bench-scale: $(VENV)/.installed
 	$(PY) benchmarks/scale.py --rows 100000 --dim 384 --classes 4
