@@ -218,10 +218,12 @@ def paired_table(results: dict, keeps: list[float]) -> str:
             if method == "full":
                 continue
             for k in keeps:
+                if str(k) not in by_keep:  # a method merged in at fewer keep rates
+                    continue
                 s = np.array(by_keep[str(k)])
                 vs_full = paired(s, full, 1 / folds)
                 cells = [f"{np.mean(s):.4f}", f"{100 * vs_full.mean:+.2f} [{100 * vs_full.low:+.2f}, {100 * vs_full.high:+.2f}]"]
-                if method != "random" and "random" in scores:
+                if method != "random" and str(k) in scores.get("random", {}):
                     vs_random = paired(s, np.array(scores["random"][str(k)]), 1 / folds)
                     cells += [f"{100 * vs_random.mean:+.2f} [{100 * vs_random.low:+.2f}, {100 * vs_random.high:+.2f}]", f"{vs_random.win_rate:.0%}"]
                 else:
@@ -231,7 +233,7 @@ def paired_table(results: dict, keeps: list[float]) -> str:
         for method, by_keep in scores.items():
             if method == "full":
                 continue
-            keep = paired_reduction({k: np.array(by_keep[str(k)]) for k in keeps}, full, 1 / folds)
+            keep = paired_reduction({k: np.array(by_keep[str(k)]) for k in keeps if str(k) in by_keep}, full, 1 / folds)
             lines.append(f"| {method} | {f'{1 - keep:.0%} (keep {keep:g})' if keep is not None else 'none at the keep rates run'} |")
         lines.append("")
     return "\n".join(lines)

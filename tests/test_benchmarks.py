@@ -105,7 +105,7 @@ def test_selection_merge_replaces_only_the_rerun_methods(sentences, tmp_path, mo
     monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data.csv"
     Dataset.from_dict({"text": list(sentences["text"]) * 3, "label": list(sentences["label"]) * 3}).to_csv(str(data))
-    common = ["--datasets", str(data), "--folds", "2", "--out", str(tmp_path / "out"), "--name", "m"]
+    common = ["--datasets", str(data), "--folds", "2", "--out", str(tmp_path / "out"), "--name", "m", "--repeats", "1"]
     selection.main(common + ["--methods", "full,random,qubo", "--keep", "0.75,0.5"])
     path = tmp_path / "out" / "m_probe.json"
     before = json.loads(path.read_text())["datasets"][str(data)]["macro_f1"]
