@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -62,7 +63,12 @@ def check_output_dir(out: str | os.PathLike | None, inputs: Iterable[str | os.Pa
 
 
 def _siblings(target: Path, kind: str) -> list[Path]:
-    return sorted(target.parent.glob(f".{target.name}.{kind}-*")) if target.parent.exists() else []
+    """The folders this module made beside ``target``: exactly ``.NAME.old-HEX8`` or ``.NAME.staging-PID-HEX8``,
+    so a user's own ``.NAME.old-backup`` is never touched."""
+    if not target.parent.exists():
+        return []
+    shape = re.compile(re.escape(f".{target.name}.{kind}-") + (r"\d+-[0-9a-f]{8}" if kind == STAGING else r"[0-9a-f]{8}"))
+    return sorted(p for p in target.parent.iterdir() if p.is_dir() and shape.fullmatch(p.name))
 
 
 def _pid_alive(name: str) -> bool:

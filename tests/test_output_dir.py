@@ -157,3 +157,13 @@ def test_interrupt_while_writing_leaves_the_old_folder(tmp_path):
         assert run_killed(body, target, sig, 99) != 0
         recover(target)
         assert tree(target) == old and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_recover_never_touches_a_users_lookalike_folders(tmp_path):
+    target = tmp_path / "out"
+    make(target, "mine")
+    for name in (".out.old-backup", ".out.staging-notes", ".out.old-0123456789"):
+        make(tmp_path / name, name)
+    before = tree(tmp_path)
+    assert recover(target) == [] and check_output_dir(target, overwrite=True) == target
+    assert tree(tmp_path) == before
