@@ -126,15 +126,32 @@ class QSelectTrainer(Trainer):
             raise ValueError(f"keep={selector.keep} leaves {n_keep} rows, fewer than one training batch ({batch}); raise keep or lower the batch size")
 
     def select_training_data(self) -> None:
-        """Fit the selector on the raw rows and keep only the chosen ones (once)."""
+        """Fit the selector on the raw rows and keep only the chosen ones (once).
+
+        Under several processes (``torchrun``, ``accelerate launch``) only the main process selects; the kept
+        indices and the report are broadcast, so every rank trains on the same rows and no rank repeats the work.
+        """
         selector = self.instance_selector
         if selector is None or self.selection_report_ is not None:
             return
         start = time.perf_counter()
-        selector.fit(self._selection_source())
-        self.train_dataset = self.train_dataset.select(selector.indices_)
+        state = self.accelerator.state
+        if state.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            payload = [None, None]
+            if state.is_main_process:
+                selector.fit(self._selection_source())
+                payload = [selector.indices_, selector.report_]
+            broadcast_object_list(payload, from_process=0)
+            indices, report = payload
+        else:
+            selector.fit(self._selection_source())
+            indices, report = selector.indices_, selector.report_
+        self.train_dataset = self.train_dataset.select(indices)
         self.selection_seconds_ = time.perf_counter() - start
-        self.selection_report_ = selector.report_
+        self.selection_report_ = report
+        self.selected_indices_ = indices
         self._pending_logs.pending.append(self.selection_record())
 
     def selection_record(self) -> dict[str, Any]:
