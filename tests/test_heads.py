@@ -133,3 +133,13 @@ def test_wrong_feature_count_at_predict(digits):
     head = QuboHead(bits=1, mode="surrogate", max_iter=1, num_sweeps=50).fit(X, y)
     with pytest.raises(ValueError, match="X has 10 features but the head was fitted on 64"):
         head.predict(X[:, :10])
+
+
+def test_drops_into_a_scikit_learn_pipeline(digits):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    X, y = digits
+    pipe = make_pipeline(Normalizer(), QuboHead(bits=2, mode="surrogate", max_iter=1, num_sweeps=100))
+    pipe.fit(X, y)
+    assert pipe.score(X, y) > 0.8 and clone(pipe).get_params()["qubohead__bits"] == 2

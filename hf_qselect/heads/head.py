@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import KW_ONLY, dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..params import boolean, check_params, fraction, integer, one_of, param, passes
 from ..qubo import SOLVERS, AnnealSettings, anneal, check_solver, get_solver
@@ -62,7 +63,7 @@ class HeadReport:
         return asdict(self)
 
 
-class QuboHead(QuboHeadParams):
+class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
     """A linear classifier whose weights and bias lie on a K-bit grid, trained by block QUBOs on an annealer.
 
     ``fit(X, y)`` starts from the fp32 logistic regression's weights rounded to the grid (``init``), then
@@ -73,18 +74,6 @@ class QuboHead(QuboHeadParams):
     ``predict``, ``predict_proba``, ``decision_function``, ``classes_``, ``coef_``/``intercept_`` (dequantized,
     on the grid), ``scale_``, ``codes_`` (odd integers), ``report_``; ``clone`` works.
     """
-
-    _estimator_type = "classifier"
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(QuboHeadParams)}
-
-    def set_params(self, **params: Any) -> "QuboHead":
-        for name, value in params.items():
-            if name not in self.get_params():
-                raise ValueError(f"QuboHead has no parameter {name!r}")
-            setattr(self, name, value)
-        return self
 
     def __repr__(self) -> str:
         return f"QuboHead(bits={self.bits}, mode={self.mode!r}, solver={self.solver!r}, init={self.init!r})"
@@ -219,9 +208,6 @@ class QuboHead(QuboHeadParams):
         scores = self.decision_function(X)
         index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes_[index]
-
-    def score(self, X: Any, y: Any) -> float:
-        return float(np.mean(self.predict(X) == np.asarray(y)))
 
     # ------------------------------------------------------------------ datasets, torch, files
     def fit_dataset(self, dataset, text_column: str = "text", label_column: str = "label", *, embedder: Any = None,
