@@ -136,3 +136,23 @@ def test_row_scores_and_the_scores_flag(labelled, tmp_path, monkeypatch):
     assert published.equals(table)
     card = (tmp_path / "pub" / "README.md").read_text()
     assert f"{int(table['flagged'].sum())} of 300 source rows are flagged as likely mislabelled" in card
+
+
+def test_compare_can_fine_tune_instead_of_probing(labelled, tmp_path):
+    """--eval finetune: a real transformers.Trainer on a tiny random BERT, 2 steps per run."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from hf_qselect.selection import default_embedder
+    from hf_qselect.selection.embeddings import cache_path, write_cached
+
+    ds, emb = labelled
+    small = ds.select(range(60))
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    write_cached(cache_path(None, small._fingerprint, "text", 60, tmp_path / "c"), emb[:60])
+    result = compare(small, ["random", "qubo"], [0.5], evaluation="finetune", folds=2, repeats=1, cache_dir=tmp_path / "c",
+                     model=str(tmp_path / "m"), finetune_steps=2, show_progress=False)
+    assert result.evaluation == "finetune" and len(result.full) == 2
+    assert all(0.0 <= f1 <= 1.0 for f1 in result.scores["qubo"]["0.5"])
