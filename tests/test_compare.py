@@ -46,9 +46,9 @@ def labelled(tmp_path):
 
 def test_compare_function_on_precomputed_embeddings(labelled, tmp_path, monkeypatch):
     ds, emb = labelled
-    from hf_qselect.selection.embeddings import cache_path, write_cached
+    from hf_qselect.selection.embeddings import cache_path, texts_digest, write_cached
 
-    write_cached(cache_path(None, ds._fingerprint, "text", len(ds), tmp_path), emb)
+    write_cached(cache_path(None, texts_digest(list(ds["text"])), "text", len(ds), tmp_path), emb)
     result = compare(ds, ["random", "qubo"], [0.5, 0.25], folds=3, repeats=2, cache_dir=tmp_path, show_progress=False, source="toy.csv")
     assert len(result.full) == 6 and len(result.scores["qubo"]["0.25"]) == 6
     row = next(r for r in result.table if r["method"] == "qubo" and r["keep"] == 0.5)
@@ -65,10 +65,10 @@ def test_cli_compare_and_its_recommended_command(labelled, tmp_path, monkeypatch
     monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
     ds.to_csv("toy.csv")
     from hf_qselect.data import load_data
-    from hf_qselect.selection.embeddings import cache_path, write_cached
+    from hf_qselect.selection.embeddings import cache_path, texts_digest, write_cached
 
     loaded = load_data("toy.csv")
-    write_cached(cache_path(None, loaded._fingerprint, "text", len(loaded), tmp_path / "cache"), emb)
+    write_cached(cache_path(None, texts_digest(list(loaded["text"])), "text", len(loaded), tmp_path / "cache"), emb)
     assert main(["compare", "--data", "toy.csv", "--methods", "random,qubo", "--keep", "0.75,0.5", "--folds", "3", "--repeats", "3",
                  "--tolerance", "2", "--out", "cmp"]) == 0
     record = json.loads((tmp_path / "cmp" / "compare.json").read_text())
@@ -125,10 +125,10 @@ def test_row_scores_and_the_scores_flag(labelled, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
     noisy.to_csv("noisy.csv")
     from hf_qselect.data import load_data
-    from hf_qselect.selection.embeddings import cache_path, write_cached
+    from hf_qselect.selection.embeddings import cache_path, texts_digest, write_cached
 
     loaded = load_data("noisy.csv")
-    write_cached(cache_path(None, loaded._fingerprint, "text", len(loaded), tmp_path / "cache"), emb)
+    write_cached(cache_path(None, texts_digest(list(loaded["text"])), "text", len(loaded), tmp_path / "cache"), emb)
     assert main(["select", "--data", "noisy.csv", "--out", "pub", "--publish", "--scores", "scores.parquet", "--n-jobs", "1"]) == 0
     table = pd.read_parquet("scores.parquet")
     assert len(table) == 300 and table["flagged"].sum() >= 1
@@ -143,7 +143,7 @@ def test_compare_can_fine_tune_instead_of_probing(labelled, tmp_path):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from hf_qselect.selection import default_embedder
-    from hf_qselect.selection.embeddings import cache_path, write_cached
+    from hf_qselect.selection.embeddings import cache_path, texts_digest, write_cached
 
     ds, emb = labelled
     small = ds.select(range(60))
@@ -151,7 +151,7 @@ def test_compare_can_fine_tune_instead_of_probing(labelled, tmp_path):
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
     BertForSequenceClassification(config).save_pretrained(tmp_path / "m")
     tokenizer.save_pretrained(tmp_path / "m")
-    write_cached(cache_path(None, small._fingerprint, "text", 60, tmp_path / "c"), emb[:60])
+    write_cached(cache_path(None, texts_digest(list(small["text"])), "text", 60, tmp_path / "c"), emb[:60])
     result = compare(small, ["random", "qubo"], [0.5], evaluation="finetune", folds=2, repeats=1, cache_dir=tmp_path / "c",
                      model=str(tmp_path / "m"), finetune_steps=2, show_progress=False)
     assert result.evaluation == "finetune" and len(result.full) == 2

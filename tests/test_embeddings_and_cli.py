@@ -2,11 +2,11 @@
 import json
 
 import numpy as np
-from datasets import load_from_disk
+from datasets import Dataset, load_from_disk
 
 from hf_qselect import InstanceSelector
 from hf_qselect.cli import main
-from hf_qselect.selection.embeddings import cache_path, default_embedder
+from hf_qselect.selection.embeddings import cache_path, default_embedder, texts_digest
 
 
 def test_real_embeddings_are_cached(sentences, tmp_path):
@@ -15,7 +15,7 @@ def test_real_embeddings_are_cached(sentences, tmp_path):
     assert sel.embeddings_.shape == (24, 384)
     assert np.allclose(np.linalg.norm(sel.embeddings_, axis=1), 1.0, atol=1e-5)
     assert not sel.report_.embeddings_cached and "embed" in sel.report_.timings
-    path = cache_path(None, sentences._fingerprint, "text", 24, tmp_path)
+    path = cache_path(None, texts_digest(list(sentences["text"])), "text", 24, tmp_path)
     assert path.exists()
     again = InstanceSelector(keep=0.5, seed=0, cache_dir=tmp_path, show_progress=False, n_jobs=1, block_size=12).fit(sentences)
     assert again.report_.embeddings_cached
@@ -64,7 +64,7 @@ def test_bfloat16_embeddings_match_float32_and_cache_apart(sentences, tmp_path):
     assert not cached  # a different precision is a different cache entry
     assert half.dtype == np.float32 and np.allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-5)
     assert (full * half).sum(axis=1).min() > 0.99
-    assert cache_path(None, sentences._fingerprint, "text", 24, tmp_path, "bfloat16").exists()
+    assert cache_path(None, texts_digest(list(sentences["text"])), "text", 24, tmp_path, "bfloat16").exists()
     model = load_embedder()
     embed_dataset(sentences, "text", texts, model, precision="bfloat16", show_progress=False)
     assert next(model.parameters()).dtype.is_floating_point and str(next(model.parameters()).dtype) == "torch.float32"
@@ -77,3 +77,19 @@ def test_selector_records_precision_and_rejects_unknown(sentences, tmp_path):
     assert sel.report_.embedding_precision == "float32"  # CPU default
     with pytest.raises(ValueError, match="precision must be one of"):
         InstanceSelector(keep=0.5, precision="int4", cache_dir=tmp_path).fit(sentences)
+
+
+def test_the_cache_follows_the_texts_not_the_dataset_fingerprint(sentences, tmp_path):
+    """Re-loaded, re-split or tokenized data with the same texts reuses the embeddings (a new fingerprint, same key)."""
+    from hf_qselect.selection.embeddings import embed_dataset
+
+    texts = list(sentences["text"])
+    first, cached = embed_dataset(sentences, "text", texts, cache_dir=tmp_path, show_progress=False)
+    assert not cached
+    mapped = sentences.map(lambda b: {"n": [len(t) for t in b["text"]]}, batched=True)
+    assert mapped._fingerprint != sentences._fingerprint
+    again, cached = embed_dataset(mapped, "text", list(mapped["text"]), cache_dir=tmp_path, show_progress=False)
+    assert cached and np.array_equal(again, first)
+    changed = texts[:-1] + ["a different last sentence"]
+    _, cached = embed_dataset(Dataset.from_dict({"text": changed}), "text", changed, cache_dir=tmp_path, show_progress=False)
+    assert not cached  # one text differs: a different key

@@ -10,7 +10,7 @@ from datasets import Dataset, load_from_disk
 
 from hf_qselect import InstanceSelector
 from hf_qselect.cli import main
-from hf_qselect.selection.embeddings import cache_path, embed_dataset
+from hf_qselect.selection.embeddings import cache_path, embed_dataset, texts_digest
 from hf_qselect.hub import load_reduced, publish_reduced
 from hf_qselect.training.recipes import parse_recipe
 
@@ -171,7 +171,7 @@ def test_class_balance_is_checked_before_any_scoring(small):
 
 
 def cache_entry(ds, root):
-    return cache_path(None, ds._fingerprint, "text", len(ds), root)
+    return cache_path(None, texts_digest(list(ds["text"])), "text", len(ds), root)
 
 
 @pytest.mark.parametrize("bad", ["wrong-shape", "wrong-dtype", "truncated", "empty", "pickled", "nan"])

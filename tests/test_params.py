@@ -73,11 +73,11 @@ def test_reproduce_command_remakes_the_same_rows(small, tmp_path, monkeypatch):
     assert "--noise-confidence" in argv and "--class-balance" in argv and "--n-jobs" not in argv
     # the same embeddings, through the cache the command reads
     from hf_qselect.data import load_data
-    from hf_qselect.selection.embeddings import cache_path, write_cached
+    from hf_qselect.selection.embeddings import cache_path, texts_digest, write_cached
 
     loaded = load_data("snippets.csv")
     monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
-    write_cached(cache_path(None, loaded._fingerprint, "text", len(loaded), tmp_path / "cache"), emb)
+    write_cached(cache_path(None, texts_digest(list(loaded["text"])), "text", len(loaded), tmp_path / "cache"), emb)
     assert main(argv[1:]) == 0
     kept = load_from_disk("reduced")["source_index"]
     assert sorted(kept) == sel.indices_.tolist()

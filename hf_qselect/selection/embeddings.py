@@ -1,7 +1,7 @@
 """Sentence embeddings of a text column, batched, L2-normalised and cached on disk.
 
-The cache key is the embedder's identity plus the dataset fingerprint and the text
-column, so a second run over the same data does not re-embed.
+The cache key is the embedder's identity and precision plus a digest of the texts themselves, so a second run
+over the same texts does not re-embed, however the dataset was loaded, split or tokenized on the way.
 """
 from __future__ import annotations
 
@@ -140,9 +140,20 @@ def embed_texts(
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+def texts_digest(texts: Sequence[str]) -> str:
+    """A digest of the texts, row by row: the part of the cache key that says which data was embedded."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def cache_path(embedder: Any, fingerprint: str, text_column: str, n_rows: int, cache_dir: str | os.PathLike | None,
                precision: str = "float32") -> Path | None:
-    """Where the embeddings of this (embedder, precision, dataset, column) live, or ``None`` if not cacheable."""
+    """Where the embeddings of this (embedder, precision, texts, column) live, or ``None`` if not cacheable.
+
+    ``fingerprint`` is :func:`texts_digest` of the texts (any string that identifies them works)."""
     identity = _cache_identity(embedder)
     if identity is None or cache_dir is False:
         return None
@@ -168,7 +179,7 @@ def embed_dataset(
     Returns ``(embeddings, from_cache)``. ``cache_dir=False`` disables the cache.
     """
     precision = effective_precision(embedder, precision, device)
-    path = None if cache_dir is False else cache_path(embedder, dataset._fingerprint, text_column, len(texts), cache_dir, precision)
+    path = None if cache_dir is False else cache_path(embedder, texts_digest(texts), text_column, len(texts), cache_dir, precision)
     if path is not None and path.exists():
         cached = read_cached(path, len(texts))
         if cached is not None:
