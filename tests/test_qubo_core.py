@@ -104,3 +104,19 @@ def test_small_work_runs_in_process_and_large_work_uses_the_pool(monkeypatch):
     forced = anneal(qubos, AnnealSettings(seed=0, n_jobs=2, show_progress=False, min_parallel_work=0))
     assert calls == [2]
     assert all(np.array_equal(a.x, b.x) for a, b in zip(small, forced))  # the same answers either way
+
+
+def test_a_joblib_backend_without_streaming_still_solves(monkeypatch):
+    """Ray's joblib backend cannot return a generator; a backend like it gets the results as a list instead."""
+    from joblib import parallel_config, register_parallel_backend
+    from joblib._parallel_backends import ThreadingBackend
+
+    class NoStreaming(ThreadingBackend):
+        supports_return_generator = False
+
+    register_parallel_backend("no-streaming", NoStreaming)
+    qubos = [random_block([4, 4], seed=s) for s in range(20)]
+    serial = anneal(qubos, AnnealSettings(seed=0, n_jobs=1, show_progress=False))
+    with parallel_config(backend="no-streaming"):
+        pooled = anneal(qubos, AnnealSettings(seed=0, n_jobs=2, show_progress=False, min_parallel_work=0))
+    assert all(np.array_equal(a.x, b.x) for a, b in zip(serial, pooled))
