@@ -109,18 +109,6 @@ def check_min_keep(keep: float, n_keep: int, n_rows: int, n_classes: int) -> Non
         )
 
 
-def check_fraction(name: str, value: Any, low: float, high: float, *, low_open: bool = False) -> float:
-    """Return ``value`` as a float in ``[low, high]`` (``(low, high]`` if ``low_open``), or raise naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    bad = np.isnan(value) or value > high or (value <= low if low_open else value < low)
-    if bad:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise ValueError(f"{name} must be in {interval}, got {name}={value}")
-    return value
-
-
 def check_embeddings(embeddings: Any, n_rows: int) -> np.ndarray:
     """Return embeddings as float32 (n, d), L2-normalised; refuse NaN, inf and all-zero rows."""
     array = np.asarray(embeddings)

@@ -58,28 +58,23 @@ def loss(Xa: np.ndarray, codes: np.ndarray, W: np.ndarray, Lam: np.ndarray) -> f
     return float(ce + 0.5 * np.einsum("ci,ij,cj->", W, Lam, W))
 
 
+def hessian_blocks(Xa: np.ndarray, p: np.ndarray, Lam: np.ndarray) -> list[np.ndarray]:
+    """Each output's own block of the loss Hessian, ``X^T diag(p_c (1 - p_c)) X / n + Lambda``."""
+    return [(Xa * (p[:, c] * (1 - p[:, c]))[:, None]).T @ Xa / len(Xa) + Lam for c in range(p.shape[1])]
+
+
 def expansion(Xa: np.ndarray, W_star: np.ndarray, Lam: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(A_c, b_c)`` of the one-shot surrogate around the fp32 weights, per output."""
-    p = probabilities(Xa, W_star)
-    n = len(Xa)
-    out = []
-    for c in range(W_star.shape[0]):
-        A = (Xa * (p[:, c] * (1 - p[:, c]))[:, None]).T @ Xa / n + Lam
-        out.append((A, -A @ W_star[c]))
-    return out
+    blocks = hessian_blocks(Xa, probabilities(Xa, W_star), Lam)
+    return [(A, -A @ w) for A, w in zip(blocks, W_star)]
 
 
 def local(Xa: np.ndarray, codes: np.ndarray, W: np.ndarray, Lam: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(A_c, b_c)`` of the second-order expansion of the loss at ``W``, per output (each output's own block of
     the Hessian)."""
-    n = len(Xa)
     p = probabilities(Xa, W)
     residual = p - targets(codes, W.shape[0])
-    out = []
-    for c in range(W.shape[0]):
-        A = (Xa * (p[:, c] * (1 - p[:, c]))[:, None]).T @ Xa / n + Lam
-        out.append((A, Xa.T @ residual[:, c] / n + Lam @ W[c] - A @ W[c]))
-    return out
+    return [(A, Xa.T @ residual[:, c] / len(Xa) + Lam @ W[c] - A @ W[c]) for c, A in enumerate(hessian_blocks(Xa, p, Lam))]
 
 
 def majoriser(Xa: np.ndarray, gram: np.ndarray, codes: np.ndarray, W: np.ndarray, Lam: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -12,7 +12,8 @@ from datasets import ClassLabel, Dataset, DatasetDict
 
 from ..provenance import public_params, public_path
 from ..qubo import AnnealSettings, get_solver
-from ..validation import check_columns, check_dataset, check_embeddings, check_fraction, check_min_keep, label_codes, text_values
+from ..params import fraction
+from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, text_values
 from .embeddings import effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
 from .params import SelectionParams
@@ -47,17 +48,15 @@ def ensure_every_class(mask: np.ndarray, codes: np.ndarray, seed: int | None) ->
     one of its rows (seeded), and the class with the most kept rows gives one up.
     """
     rng = np.random.default_rng(seed)
-    n_classes = int(codes.max()) + 1
-    topped_up = 0
-    for c in range(n_classes):
-        kept = np.bincount(codes[mask], minlength=n_classes)
-        if kept[c]:
-            continue
+    kept = np.bincount(codes[mask], minlength=int(codes.max()) + 1)
+    empty = np.flatnonzero(kept == 0)
+    for c in empty:
         donor = int(np.argmax(kept))
         mask[rng.choice(np.flatnonzero(mask & (codes == donor)))] = False
         mask[rng.choice(np.flatnonzero(codes == c))] = True
-        topped_up += 1
-    return topped_up
+        kept[donor] -= 1
+        kept[c] += 1
+    return len(empty)
 
 
 class InstanceSelector(SelectionParams):
@@ -138,7 +137,7 @@ class InstanceSelector(SelectionParams):
         plan = get_solver(self.solver) if any(s.anneals for s in specs) else None
         precision = effective_precision(self.embedder, self.precision, self.device) if needs_text else None
         codes, classes = label_codes(ds[self.label_column], self.label_column)
-        check_fraction("noise_confidence", self.noise_confidence, 1.0 / len(classes), 1.0, low_open=True)
+        fraction(1.0 / len(classes), 1.0, low_open=True)("noise_confidence", self.noise_confidence)
         n_keep = keep_count(keep, len(ds))
         check_min_keep(keep, n_keep, len(ds), len(classes))
         texts = text_values(ds, self.text_column) if self.text_column in ds.column_names else None
