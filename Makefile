@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning clean
+.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ bench-trainer: $(VENV)/.installed
 
 bench-pruning: $(VENV)/.installed
 	$(PY) benchmarks/pruning.py --budgets "0.4,0.3,0;0.5,0.5,0" --epochs 1 --seeds 0,1,2
+
+bench-subnetworks: $(VENV)/.installed
+	$(PY) benchmarks/subnetworks.py digits --keep 0.3,0.5,0.7 --seeds 5
+	$(PY) benchmarks/subnetworks.py minilm --datasets vader_nyt,rotten_tomatoes --units ffn --keep 0.5 --seeds 3
+	$(PY) benchmarks/subnetworks.py minilm --datasets vader_nyt,rotten_tomatoes --units heads --keep 0.5 --seeds 3
+
+bench-diagnostics: $(VENV)/.installed
+	$(PY) benchmarks/diagnostics.py --steps 0,50,200 --seeds 3
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

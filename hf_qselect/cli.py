@@ -15,6 +15,8 @@ from .params import add_cli_arguments, from_cli
 from .provenance import public_path
 from .pruning.params import PruningParams
 from .selection import InstanceSelector, SelectionParams, SelectionReport
+from .diagnostics.params import DiagnosticsParams
+from .subnetworks.params import SubnetworkParams
 
 
 def add_select_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,17 +137,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_command(args: argparse.Namespace, cls: type) -> tuple[Path, object]:
+    """What every command on a saved model checks first: the model folder, the output folder, the parameters."""
+    from .pruning.saved import check_model_dir
+
+    check_model_dir(args.model_dir)
+    out = check_output_dir(args.out, [args.model_dir, *input_paths(args.data)], overwrite=args.overwrite)
+    obj = from_cli(cls, args)
+    obj.check_params()
+    return out, obj
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     """Prune a saved model with calibration rows from ``--data``; save it with its report and heat-map."""
     from .pruning import AnnealingPruner
-    from .pruning.saved import check_model_dir, prune_saved_model, save_pruned
+    from .pruning.saved import prune_saved_model, save_pruned
 
-    check_model_dir(args.model_dir)
     if args.calibration_rows < 1:
         raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
-    out = check_output_dir(args.out, [args.model_dir, *input_paths(args.data)], overwrite=args.overwrite)
-    pruner = from_cli(AnnealingPruner, args)
-    pruner.check_params()
+    out, pruner = model_command(args, AnnealingPruner)
     model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
                                          calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
     with staged_output(out) as staging:
@@ -155,10 +165,67 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subnetwork(args: argparse.Namespace) -> int:
+    """Select a subnetwork of a saved encoder for ``--data``; write the mask, the pruned encoder and the report."""
+    from .subnetworks import SubnetworkSelector
+    from .subnetworks.saved import save_subnetwork, select_saved_model
+
+    out, selector = model_command(args, SubnetworkSelector)
+    model, tokenizer = select_saved_model(args.model_dir, args.data, selector, text_column=args.text_column, label_column=args.label_column)
+    with staged_output(out) as staging:
+        save_subnetwork(model, tokenizer, selector, staging)
+    report = selector.report_
+    print(f"kept {sum(report['kept'].values())} of {sum(report['units'].values())} units; training loss {report['open_loss']:.4f} "
+          f"(all open) -> {report['losses'][-1]:.4f}; mask {report['mask_bytes']} bytes; {report['seconds']:.1f}s")
+    print(f"wrote the mask, the pruned encoder and the report to {out} (reload with hf_qselect.pruning.load_pruned(path, AutoModel))")
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Sparse-training diagnostics of a saved classifier on ``--data``: report, spectrum plot, optional sparse weights."""
+    from .data import load_labelled
+
+    out, params = model_command(args, DiagnosticsParams)
+    dataset = load_labelled(args.data, args.text_column, args.label_column)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .diagnostics import download, sparse_training_report
+    from .pruning import load_pruned
+    if args.rows is not None:
+        dataset = dataset.shuffle(seed=params.seed).select(range(min(args.rows, len(dataset))))
+    model = load_pruned(args.model_dir, AutoModelForSequenceClassification)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    report = sparse_training_report(model, dataset, tokenizer, params, text_column=args.text_column, label_column=args.label_column)
+    with staged_output(out) as staging:
+        report.to_json(staging / "diagnostics.json")
+        (staging / "diagnostics.md").write_text(report.to_markdown())
+        report.plot(staging / "spectrum.png")
+        if args.save_sparse:
+            download(report.model, staging / "sparse_weights.safetensors")
+    print(report.to_markdown())
+    print(f"wrote diagnostics.json, diagnostics.md and spectrum.png to {out}")
+    return 0
+
+
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo-id", default=None, help="namespace/name of the Hub dataset repo")
     parser.add_argument("--push", action="store_true", help="upload to the Hub (needs a token: huggingface-cli login or HF_TOKEN)")
     parser.add_argument("--public", action="store_true", help="create the repo public (default: private)")
+
+
+def add_model_command(commands, name: str, help_text: str, params: type, func,
+                      data_help: str = "labelled texts (same sources as select); the train split is used") -> argparse.ArgumentParser:
+    """A command on a saved model folder: MODEL_DIR, --data, one flag per declared parameter, columns, --out, --overwrite."""
+    parser = commands.add_parser(name, help=help_text)
+    parser.add_argument("model_dir")
+    parser.add_argument("--data", required=True, help=data_help)
+    add_cli_arguments(parser, params)
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.set_defaults(func=func)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,17 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_push_arguments(publish)
     publish.set_defaults(func=cmd_publish)
 
-    prune = commands.add_parser("prune", help="remove attention heads, FFN neurons and layers from a saved model")
-    prune.add_argument("model_dir")
-    prune.add_argument("--data", required=True, help="calibration data (same sources as select)")
-    add_cli_arguments(prune, PruningParams)
-    prune.add_argument("--text-column", default="text")
-    prune.add_argument("--label-column", default="label")
+    prune = add_model_command(commands, "prune", "remove attention heads, FFN neurons and layers from a saved model", PruningParams,
+                              cmd_prune, "calibration data (same sources as select)")
     prune.add_argument("--calibration-rows", type=int, default=256, help="training rows the units are scored on")
     prune.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length")
-    prune.add_argument("--out", required=True)
-    prune.add_argument("--overwrite", action="store_true")
-    prune.set_defaults(func=cmd_prune)
+    add_model_command(commands, "subnetwork", "select a task's subnetwork of a frozen encoder (no weight trained) and remove the rest",
+                      SubnetworkParams, cmd_subnetwork)
+    diag = add_model_command(commands, "diagnose", "would this fine-tuning suit quantum sparse training? sparsity, Hessian spectrum, costs",
+                             DiagnosticsParams, cmd_diagnose)
+    diag.add_argument("--rows", type=int, default=None, help="use this many shuffled rows (default: all)")
+    diag.add_argument("--save-sparse", action="store_true", help="also write the sparse fine-tuned weights (indices + values)")
 
     comp = commands.add_parser("compare", help="how much can be dropped: methods x keep rates, paired intervals, a recommendation")
     comp.add_argument("--data", required=True, help="same sources as select")
@@ -220,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, OSError, RuntimeError) as err:
+    except (ValueError, KeyError, TypeError, OSError, RuntimeError, ImportError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"hf-qselect {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2

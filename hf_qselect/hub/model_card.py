@@ -29,9 +29,11 @@ def _table(rows: dict) -> str:
 
 
 def render_model_card(*, model_name: str, base_model: str | None, log_history: list[dict], selection: dict | None,
-                      selection_seconds: float, rows_before: int | None, pruning: dict | None, training: dict) -> ModelCard:
+                      selection_seconds: float, rows_before: int | None, pruning: dict | None, training: dict,
+                      sparsity: dict | None = None) -> ModelCard:
     """Render the card from plain values: the run's log history, the selection report (``to_dict()``), the
-    pruning report (``to_dict()`` plus ``when`` and ``recovery_epochs``) and the training settings."""
+    pruning report (``to_dict()`` plus ``when`` and ``recovery_epochs``), the training settings and the fixed
+    magnitude mask (``sparsity``: target, zeros, weights), if any."""
     metrics = _final_metrics(log_history)
     train = _train_summary(log_history)
     base = base_model
@@ -84,6 +86,13 @@ def render_model_card(*, model_name: str, base_model: str | None, log_history: l
                         " (plain `from_pretrained` cannot rebuild layers that keep different head counts).")
     else:
         pruning_text = "The model was not pruned."
+    if sparsity is not None:
+        sparse_text = (f"Global magnitude pruning zeroed {sparsity['zeros']:,} of {sparsity['weights']:,} Linear weights "
+                       f"({sparsity['zeros'] / sparsity['weights']:.1%}; target {sparsity['target']}) before training, and they were held at "
+                       "zero through every optimizer step (Liu et al. 2024's classical half; see `hf_qselect.diagnostics`). "
+                       "`hf_qselect.diagnostics.download(model, path)` stores the nonzero weights as indices and values.")
+    else:
+        sparse_text = "Dense: no weight was held at zero."
     settings = {**training, "training time (s)": train.get("train_runtime"), "train loss": train.get("train_loss")}
     body = TEMPLATE.read_text().format(
         model_name=model_name,
@@ -92,6 +101,7 @@ def render_model_card(*, model_name: str, base_model: str | None, log_history: l
         results=results,
         reduction=reduction,
         pruning=pruning_text,
+        sparse=sparse_text,
         training_rows=_table({k: v for k, v in settings.items() if v is not None}),
         versions=", ".join(f"{k} {v}" for k, v in library_versions().items()),
     )

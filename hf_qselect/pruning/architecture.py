@@ -62,7 +62,7 @@ def shape_of(model: Any) -> Shape:
     )
 
 
-def _rows(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
+def keep_outputs(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
     """A new Linear keeping output features ``index``."""
     new = nn.Linear(linear.in_features, len(index), bias=linear.bias is not None, device=linear.weight.device, dtype=linear.weight.dtype)
     with torch.no_grad():
@@ -72,7 +72,7 @@ def _rows(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
     return new
 
 
-def _columns(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
+def keep_inputs(linear: nn.Linear, index: torch.Tensor) -> nn.Linear:
     """A new Linear keeping input features ``index``."""
     new = nn.Linear(len(index), linear.out_features, bias=linear.bias is not None, device=linear.weight.device, dtype=linear.weight.dtype)
     with torch.no_grad():
@@ -102,14 +102,14 @@ def plan_modules(model: Any, kept_layers: list[int], kept_heads: dict[int, list[
         if heads is not None:
             rows = _head_index(sorted(heads), size)
             replacement.update(
-                query=_rows(layer.attention.self.query, rows),
-                key=_rows(layer.attention.self.key, rows),
-                value=_rows(layer.attention.self.value, rows),
-                attention_out=_columns(layer.attention.output.dense, rows),
+                query=keep_outputs(layer.attention.self.query, rows),
+                key=keep_outputs(layer.attention.self.key, rows),
+                value=keep_outputs(layer.attention.self.value, rows),
+                attention_out=keep_inputs(layer.attention.output.dense, rows),
             )
         if neurons is not None:
             idx = torch.as_tensor(sorted(neurons), dtype=torch.long)
-            replacement.update(intermediate=_rows(layer.intermediate.dense, idx), output=_columns(layer.output.dense, idx))
+            replacement.update(intermediate=keep_outputs(layer.intermediate.dense, idx), output=keep_inputs(layer.output.dense, idx))
         new_layers.append((layer, replacement, len(heads) if heads is not None else None))
     return new_layers
 
@@ -165,8 +165,8 @@ def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
     for layer, heads in zip(encoder_layers(model), plan["heads_per_layer"]):
         rows = _head_index(list(range(heads)), size)
         attention = layer.attention.self
-        attention.query, attention.key, attention.value = _rows(attention.query, rows), _rows(attention.key, rows), _rows(attention.value, rows)
-        layer.attention.output.dense = _columns(layer.attention.output.dense, rows)
+        attention.query, attention.key, attention.value = keep_outputs(attention.query, rows), keep_outputs(attention.key, rows), keep_outputs(attention.value, rows)
+        layer.attention.output.dense = keep_inputs(layer.attention.output.dense, rows)
         attention.num_attention_heads = heads
         attention.all_head_size = heads * size
     from safetensors.torch import load_file

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..qubo import AnnealSettings, BlockQUBO, anneal, bisect, boundary_penalty
+from ..qubo import AnnealSettings, BlockQUBO, anneal, bisect, boundary_penalty, ranked_quotas
 
 
 @dataclass
@@ -37,13 +37,6 @@ def unit_qubo(index: np.ndarray, importance: np.ndarray, vectors: np.ndarray, k:
     redundancy = np.maximum(vectors[index].astype(np.float64) @ vectors[index].T.astype(np.float64), 0.0)
     J = np.triu((2.0 * beta / max(k - 1, 1)) * redundancy, 1)
     return BlockQUBO(index=index, h=h, J=J, offset=0.0, k=k, penalty=boundary_penalty(h, J, k))
-
-
-def ranked_quotas(importance: np.ndarray, parts: list[np.ndarray], k: int) -> np.ndarray:
-    """How many of each part's units are among the ``k`` most important of all (ties by index)."""
-    top = np.zeros(len(importance), dtype=bool)
-    top[np.argsort(-importance, kind="stable")[:k]] = True
-    return np.array([int(top[p].sum()) for p in parts])
 
 
 def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: AnnealSettings, beta: float = 0.5,

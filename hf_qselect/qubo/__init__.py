@@ -3,15 +3,16 @@
 It knows nothing of datasets, labels or models; every application (selection, pruning, ...) builds
 ``BlockQUBO``s and calls ``anneal``.
 """
+from .backends import BACKENDS, backend_context, check_backend
 from .anneal import MIN_PARALLEL_WORK, AnnealSettings, anneal
 from .constraints import boundary_penalty, exact_k, flip_descent, max_delta_penalty, one_hot, repair, swap_descent
 from .decompose import BlockSolution, penalised_bqm
 from .model import BlockQUBO
-from .partition import bisect
+from .partition import bisect, random_parts, ranked_quotas
 from .solvers import CLOUD_SOLVERS, LOCAL_SOLVERS, SOLVERS, SolverPlan, check_solver, get_solver, leap_token
 
 __all__ = [
-    "AnnealSettings", "BlockQUBO", "BlockSolution", "CLOUD_SOLVERS", "LOCAL_SOLVERS", "MIN_PARALLEL_WORK", "SOLVERS", "SolverPlan",
-    "anneal", "bisect", "boundary_penalty", "check_solver", "exact_k", "flip_descent", "get_solver", "leap_token", "max_delta_penalty", "one_hot",
-    "penalised_bqm", "repair", "swap_descent",
+    "AnnealSettings", "BACKENDS", "BlockQUBO", "BlockSolution", "CLOUD_SOLVERS", "LOCAL_SOLVERS", "MIN_PARALLEL_WORK", "SOLVERS", "SolverPlan",
+    "anneal", "backend_context", "bisect", "check_backend", "boundary_penalty", "check_solver", "exact_k", "flip_descent", "get_solver", "leap_token", "max_delta_penalty", "one_hot",
+    "penalised_bqm", "random_parts", "ranked_quotas", "repair", "swap_descent",
 ]

@@ -31,3 +31,18 @@ def bisect(embeddings: np.ndarray, index: np.ndarray, max_size: int, power_itera
         half = len(part) // 2
         stack.extend([part[order[half:]], part[order[:half]]])
     return parts
+
+
+def ranked_quotas(importance: np.ndarray, parts: list[np.ndarray], k: int) -> np.ndarray:
+    """How many of each part's members are among the ``k`` most important of all (ties by index)."""
+    top = np.zeros(len(importance), dtype=bool)
+    top[np.argsort(-importance, kind="stable")[:k]] = True
+    return np.array([int(top[p].sum()) for p in parts])
+
+
+def random_parts(n: int, max_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``range(n)`` shuffled and cut into near-equal parts of at most ``max_size`` (each sorted)."""
+    if max_size < 2:
+        raise ValueError(f"block_size must be at least 2, got {max_size}")
+    count = max(1, -(-n // max_size))
+    return [np.sort(part) for part in np.array_split(rng.permutation(n), count)]

@@ -6,7 +6,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
 from ..params import boolean, check_params, fraction, integer, json_object, one_of, optional, param, passes, string
-from ..qubo import SOLVERS, check_solver
+from ..qubo import BACKENDS, SOLVERS, check_backend, check_solver
 from ..validation import check_keep
 from .embeddings import PRECISIONS
 from .registry import AUTO_CANDIDATES, METHODS, candidate_methods
@@ -58,6 +58,9 @@ class SelectionParams:
     n_jobs: Optional[int] = param(-1, "joblib workers for the blocks (-1: all cores); small problems run in-process",
                                   check=integer(none=True), parse=optional(int), provenance=False, recipe="selection_n_jobs",
                                   recipe_type=Optional[int])
+    backend: str = param("loky", "where the blocks run: loky (this machine), dask or ray (the cluster at DASK_SCHEDULER_ADDRESS / "
+                         "RAY_ADDRESS, else a local one); the answer is the same", check=passes(check_backend),
+                         choices=lambda: list(BACKENDS), provenance=False, recipe="selection_backend")
     batch_size: int = param(64, "embedding batch size", check=integer(1), provenance=False, recipe="embedding_batch_size")
     device: Optional[str] = param(None, "device the embedder runs on (cpu, cuda, ...); None = automatic", check=string(none=True),
                                   provenance=False, recipe="embedding_device")

@@ -11,7 +11,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from ..provenance import public_params, public_path
-from ..qubo import AnnealSettings, get_solver
+from ..qubo import MIN_PARALLEL_WORK, AnnealSettings, backend_context, get_solver
 from ..params import fraction
 from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, text_values
 from .embeddings import effective_precision, embed_dataset, embedder_name
@@ -157,11 +157,12 @@ class InstanceSelector(SelectionParams):
             timings["embed"] = time.perf_counter() - start
 
         method, comparison = self.method, None
-        if method == "auto":
-            start = time.perf_counter()
-            method, comparison = self._choose_method(candidates, vectors, codes, keep, plan)
-            timings["auto"] = time.perf_counter() - start
-        result, topped_up = self._run_method(method, vectors, codes, n_keep, plan, self.seed, self.show_progress)
+        with backend_context(self.backend, self.n_jobs):
+            if method == "auto":
+                start = time.perf_counter()
+                method, comparison = self._choose_method(candidates, vectors, codes, keep, plan)
+                timings["auto"] = time.perf_counter() - start
+            result, topped_up = self._run_method(method, vectors, codes, n_keep, plan, self.seed, self.show_progress)
         timings.update(result.timings)
 
         self.mask_ = result.mask
@@ -214,7 +215,8 @@ class InstanceSelector(SelectionParams):
         options = MethodOptions(
             anneal=AnnealSettings(solver=plan, seed=seed, block_size=int(self.block_size), num_reads=self.num_reads,
                                   num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
-                                  show_progress=show_progress, polish=bool(self.polish)),
+                                  show_progress=show_progress, polish=bool(self.polish),
+                                  min_parallel_work=MIN_PARALLEL_WORK if self.backend == "loky" else 0.0),
             class_balance=effective_class_balance(method, self.class_balance) or 0.0,
             denoise=self.denoise, noise_confidence=float(self.noise_confidence),
         )

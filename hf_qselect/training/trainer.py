@@ -43,6 +43,8 @@ class QSelectTrainer(Trainer):
         selection_dataset: raw rows (with the text column) matching ``train_dataset`` row for row, for a
             train dataset that was tokenized without its text column.
         pruner: an unfitted :class:`~hf_qselect.pruning.AnnealingPruner`, scored on the (selected) training rows.
+        sparsity: zero this fraction of the smallest Linear weights (global magnitude) before training and keep
+            them at zero after every optimizer step (the classical half of Liu et al.'s sparse-training scheme).
         prune_at: ``"start"`` prunes then fine-tunes; ``"end"`` fine-tunes, prunes, then trains ``recovery_epochs`` more.
         calibration_rows: how many training rows the pruner scores units on.
         evaluate_pruning: with an ``eval_dataset``, evaluate just before and just after pruning (two eval passes);
@@ -52,7 +54,7 @@ class QSelectTrainer(Trainer):
 
     def __init__(self, *args, instance_selector: InstanceSelector | None = None, selection_dataset: Dataset | None = None,
                  pruner: Any = None, prune_at: str | None = None, recovery_epochs: float | None = None, calibration_rows: int | None = None,
-                 evaluate_pruning: bool = True, **kwargs):
+                 evaluate_pruning: bool = True, sparsity: float | None = None, **kwargs):
         given = inspect.signature(Trainer.__init__).bind_partial(self, *args, **kwargs).arguments
         if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
             raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
@@ -71,6 +73,12 @@ class QSelectTrainer(Trainer):
         self.recovery_epochs = recovery_epochs if recovery_epochs is not None else (config.recovery_epochs if config else 1.0)
         self.calibration_rows = calibration_rows if calibration_rows is not None else (config.calibration_rows if config else 256)
         self.evaluate_pruning = evaluate_pruning
+        self.sparsity = sparsity
+        self.sparsity_record_ = None
+        if sparsity is not None:
+            from ..diagnostics import check_sparsity
+
+            check_sparsity("sparsity", sparsity)
         self.selection_report_ = None
         self.selection_seconds_ = 0.0
         self.rows_before_selection_ = len(self.train_dataset) if isinstance(self.train_dataset, Dataset) else None
@@ -200,6 +208,7 @@ class QSelectTrainer(Trainer):
         if self.pruner is not None and self.prune_at == "start":
             self.prune_model()
             self._pending_logs.pending.append(self.pruning_record_)
+        self.fix_sparsity()
         result = super().train(*args, **kwargs)
         if self.pruner is not None and self.prune_at == "end":
             self.prune_model()
@@ -213,6 +222,17 @@ class QSelectTrainer(Trainer):
                 self.args.num_train_epochs = epochs
             self.state.log_history = history + self.state.log_history
         return result
+
+    def fix_sparsity(self) -> None:
+        """Zero the ``sparsity`` fraction of smallest Linear weights and hold them at zero through training (once)."""
+        if not self.sparsity or self.sparsity_record_ is not None:
+            return
+        from ..diagnostics import fixed_mask_callback, magnitude_masks
+
+        masks = magnitude_masks(self.model, self.sparsity)
+        self.add_callback(fixed_mask_callback(masks))
+        weights = sum(m.numel() for m in masks.values())
+        self.sparsity_record_ = {"target": self.sparsity, "weights": weights, "zeros": weights - sum(int(m.sum()) for m in masks.values())}
 
     def create_model_card(self, *args, **kwargs) -> None:
         """Write hf_qselect's model card (with the selection provenance) as ``output_dir/README.md`` (``push_to_hub`` calls it)."""
@@ -239,6 +259,7 @@ class QSelectTrainer(Trainer):
             "selection_seconds": self.selection_seconds_,
             "rows_before": self.rows_before_selection_,
             "pruning": pruning,
+            "sparsity": self.sparsity_record_,
             "training": {
                 "training rows": len(self.train_dataset) if self.train_dataset is not None else None,
                 "epochs": self.args.num_train_epochs, "learning rate": self.args.learning_rate,

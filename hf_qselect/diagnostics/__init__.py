@@ -1,0 +1,14 @@
+"""Sparse-training diagnostics (Liu et al. 2024, seed 002): is a fine-tuning run sparse and dissipative enough for
+quantum gradient descent, what would it cost, and the classical half of the scheme (prune, train sparse,
+download/upload the sparse weights).
+
+The parameter declaration is light; everything else (torch) is imported on first use.
+"""
+from ..lazy import lazy_getattr
+from .params import DiagnosticsParams, check_sparsity
+
+_EXPORTS = {"SparseTrainingReport": ".report", "sparse_training_report": ".report", "spectrum": ".report",
+            "magnitude_masks": ".masks", "apply_masks": ".masks", "fixed_mask_callback": ".masks", "sparsity_of": ".masks",
+            "download": ".export", "upload": ".export", "lanczos": ".hessian", "hutchinson_trace": ".hessian", "hvp_fn": ".hessian"}
+__all__ = ["DiagnosticsParams", "check_sparsity", *sorted(_EXPORTS)]
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

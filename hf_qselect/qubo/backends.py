@@ -1,0 +1,85 @@
+"""Where the block chunks run: this machine's processes (joblib's loky), or a Dask or Ray cluster.
+
+``backend_context("dask" | "ray", workers)`` connects to the cluster named by the environment
+(``DASK_SCHEDULER_ADDRESS``, ``RAY_ADDRESS``) or starts a local one with ``workers`` worker processes, and makes
+it joblib's backend for the duration; a cluster it started is shut down at the end. Answers do not depend on
+the backend: every chunk carries its own seed.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+BACKENDS = ("loky", "dask", "ray")
+EXTRAS = {"dask": "dask", "ray": "ray"}
+
+
+MODULES = {"dask": "dask.distributed", "ray": "ray.util.joblib"}
+
+
+def check_backend(backend: str) -> str:
+    """A known backend whose package is installed (the error names the extra to install)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got backend={backend!r}")
+    if backend in MODULES:
+        from importlib.util import find_spec
+
+        try:
+            found = find_spec(MODULES[backend]) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise _missing(backend)
+    return backend
+
+
+def _missing(backend: str) -> ImportError:
+    return ImportError(f"backend={backend!r} needs the optional extra: pip install 'hf-qselect[{EXTRAS[backend]}]'")
+
+
+def _workers(n_jobs: int | None) -> int:
+    return max(1, (os.cpu_count() or 1) if n_jobs is None or n_jobs < 0 else int(n_jobs))
+
+
+@contextmanager
+def backend_context(backend: str, n_jobs: int | None = -1) -> Iterator[None]:
+    """Run joblib work inside on ``backend``; ``loky`` changes nothing."""
+    check_backend(backend)
+    if backend == "loky":
+        yield
+        return
+    from joblib import parallel_config
+
+    if backend == "dask":
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise _missing("dask") from None
+        address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+        cluster = None if address else LocalCluster(n_workers=_workers(n_jobs), threads_per_worker=1, dashboard_address=None)
+        client = Client(address or cluster)
+        try:
+            with parallel_config(backend="dask"):
+                yield
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return
+    try:
+        import ray
+        from ray.util.joblib import register_ray
+    except ImportError:
+        raise _missing("ray") from None
+    started = not ray.is_initialized()
+    if started:
+        address = os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, **({} if address else {"num_cpus": _workers(n_jobs)}), include_dashboard=False, log_to_driver=False)
+    register_ray()
+    try:
+        with parallel_config(backend="ray"):
+            yield
+    finally:
+        if started:
+            ray.shutdown()

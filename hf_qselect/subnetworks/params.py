@@ -1,0 +1,65 @@
+"""The subnetwork selector's parameters, declared once: ``SubnetworkSelector``'s constructor and checks and the
+``hf-qselect subnetwork`` flags come from this dataclass."""
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Optional
+
+from ..params import boolean, check_params, fraction, integer, one_of, optional, param, passes
+from ..qubo import SOLVERS, check_solver
+
+SUBNETWORK_METHODS = ("qubo", "greedy", "random", "edgepopup")
+UNITS = ("ffn", "heads")
+SCHEDULES = ("layer", "joint")
+CURVATURES = ("gauss-newton", "fisher")
+
+
+def check_units(name: str, value: Any) -> tuple[str, ...]:
+    """A non-empty tuple of ``ffn`` / ``heads``."""
+    units = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if not units or any(u not in UNITS for u in units) or len(set(units)) != len(units):
+        raise ValueError(f"{name} must be one or both of {list(UNITS)}, got {name}={value!r}")
+    return units
+
+
+def parse_units(text: str) -> tuple[str, ...]:
+    return tuple(u.strip() for u in text.split(",") if u.strip())
+
+
+@dataclass(eq=False, repr=False)
+class SubnetworkParams:
+    """Every parameter of :class:`~hf_qselect.subnetworks.SubnetworkSelector`."""
+
+    units: tuple = param(("ffn",), "encoder units to select: ffn, heads or ffn,heads (an MLP's hidden neurons always)",
+                         check=check_units, parse=parse_units)
+    keep: float = param(0.5, "fraction of each layer's units kept, in (0, 1)", check=fraction(0.0, 1.0, low_open=True))
+    method: str = param("qubo", "qubo: local QUBOs; greedy: Taylor ranking; random; edgepopup: unit scores by SGD",
+                        check=one_of(lambda: list(SUBNETWORK_METHODS)), choices=lambda: list(SUBNETWORK_METHODS))
+    rounds: int = param(20, "rounds of local QUBO moves after the first selection", check=integer(0))
+    block_size: int = param(64, "units per local QUBO", check=integer(2))
+    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS))
+    seed: Optional[int] = param(0, "seed of the blocks, the annealer and the baselines", check=integer(none=True), parse=optional(int))
+    _: KW_ONLY
+    schedule: str = param("layer", "layer: one accept test per layer per round; joint: every layer moved, then one test",
+                          check=one_of(lambda: list(SCHEDULES)), choices=lambda: list(SCHEDULES))
+    curvature: str = param("gauss-newton", "the quadratic model's curvature: Gauss-Newton or the empirical Fisher",
+                           check=one_of(lambda: list(CURVATURES)), choices=lambda: list(CURVATURES))
+    trust: float = param(0.5, "starting trust-region weight per changed gate, in units of the mean |gradient|",
+                         check=fraction(0.0, 1e6))
+    tries: int = param(3, "QUBO moves tried per layer and round before giving up on it", check=integer(1))
+    num_reads: int = param(4, "annealer reads per block", check=integer(1))
+    num_sweeps: Optional[int] = param(1000, "annealer sweeps per read", check=integer(1, none=True), parse=optional(int))
+    epochs: int = param(100, "edgepopup: passes over the rows (100 suits an MLP; an encoder needs a few)", check=integer(1))
+    lr: float = param(0.1, "edgepopup: learning rate of the scores", check=fraction(0.0, 1e6, low_open=True))
+    max_rows: Optional[int] = param(1024, "rows of the data the gates are chosen on (stratified sample; none: all)",
+                                    check=integer(2, none=True), parse=optional(int))
+    max_length: int = param(128, "encoders: tokens per text", check=integer(2))
+    batch_size: int = param(64, "rows per forward pass", check=integer(1), provenance=False)
+    C: float = param(1.0, "encoders: inverse L2 strength of the logistic-regression head", check=fraction(0.0, 1e12, low_open=True))
+    show_progress: bool = param(True, "progress bars", check=boolean, provenance=False)
+
+    def check_params(self) -> dict[str, Any]:
+        checked = check_params(self)
+        if checked["keep"] >= 1.0:
+            raise ValueError(f"keep must be a fraction in (0, 1) (1 keeps every unit), got keep={self.keep}")
+        return checked
