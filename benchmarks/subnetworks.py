@@ -94,7 +94,7 @@ def digits_table(result: dict, keeps: list[float], methods: list[str]) -> str:
             acc = [r["accuracy"] for r in rows if r["method"] == method and r["keep"] == keep]
             cells.append(f"{100 * np.mean(acc):.1f} ± {100 * np.std(acc):.1f}")
         secs = [r["seconds"] for r in rows if r["method"] == method and r["keep"] == 0.5]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(secs):.1f} |" if secs else " | - |")
+        lines.append(f"| {method} | " + " | ".join(cells) + (f" | {np.mean(secs):.1f} |" if secs else " | - |"))
     for method in ("open", "trained"):
         acc = [r["accuracy"] for r in rows if r["method"] == method]
         lines.append(f"| {method} (all units{', weights trained' if method == 'trained' else ''}) | {100 * np.mean(acc):.1f} ± {100 * np.std(acc):.1f} |" + " |" * len(keeps))

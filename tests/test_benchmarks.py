@@ -119,3 +119,13 @@ def test_selection_merge_replaces_only_the_rerun_methods(sentences, tmp_path, mo
     assert "qubo@polish=False" in (tmp_path / "out" / "m_probe.md").read_text()
     with pytest.raises(ValueError, match="folds=3"):
         selection.main(common[:2] + ["--folds", "3"] + common[4:] + ["--methods", "random", "--keep", "0.5", "--merge"])
+
+
+def test_subnetworks_digits_benchmark_smoke():
+    import subnetworks
+
+    result = subnetworks.run_digits([0.5], seeds=1, methods=["random", "qubo"])
+    table = subnetworks.digits_table(result, [0.5], ["random", "qubo"])
+    accuracies = {r["method"]: r["accuracy"] for r in result["rows"]}
+    assert set(accuracies) == {"trained", "open", "random", "qubo"} and all(0.0 <= a <= 1.0 for a in accuracies.values())
+    assert "| qubo |" in table and "| trained (all units, weights trained) |" in table

@@ -119,7 +119,8 @@ def test_report_holds_the_mask_and_leaves_the_model_alone(tokenizer, sentences, 
     assert [c.step for c in report.checkpoints] == [0, 3, 6]
     assert all(c.weight_sparsity >= 0.7 - 1e-3 for c in report.checkpoints)  # pruned weights stayed at zero
     assert report.checkpoints[0].updated_share is None and report.checkpoints[1].updated_share > 0
-    assert set(report.verdicts) == {"sparse weights", "dissipative", "small learning rate", "sparse updates"}
+    assert set(report.verdicts) == {"connected", "sparse weights", "dissipative", "small learning rate", "sparse updates"}
+    assert report.verdicts["connected"]["ok"] and report.emptied == []
     assert not report.verdicts["sparse weights"]["ok"]  # 0.7 < 0.9
     top = report.checkpoints[-1].top_eigenvalues
     assert top == sorted(top, reverse=True) and report.eval_macro_f1 is not None
@@ -187,4 +188,10 @@ def test_the_task_head_stays_dense_unless_asked(tokenizer):
     assert "classifier.weight" in masks
     with torch.no_grad():
         model.classifier.weight.mul_(1e-3)  # a new head next to pretrained weights: far smaller than them
-    assert not bool(magnitude_masks(model, 0.9, include_head=True)["classifier.weight"].any())  # one threshold zeroes it whole
+    masks = magnitude_masks(model, 0.9, include_head=True)
+    assert not bool(masks["classifier.weight"].any())  # one threshold zeroes it whole
+    from hf_qselect.diagnostics.masks import emptied
+
+    assert emptied(masks) == ["classifier.weight"]
+    layerwise = magnitude_masks(model, 0.9, include_head=True, scope="layer")
+    assert emptied(layerwise) == [] and all(abs(1 - float(m.float().mean()) - 0.9) < 0.02 for m in layerwise.values())

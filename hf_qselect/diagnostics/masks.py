@@ -24,18 +24,27 @@ def prunable(model: nn.Module, include_head: bool = False) -> dict[str, torch.Te
             if isinstance(module, nn.Linear) and name != head}
 
 
-def magnitude_masks(model: nn.Module, sparsity: float, include_head: bool = False) -> dict[str, torch.Tensor]:
-    """Boolean keep-masks removing the ``sparsity`` fraction of smallest-|w| entries over all Linear weights at once
-    (the task head stays dense unless ``include_head``)."""
+def magnitude_masks(model: nn.Module, sparsity: float, include_head: bool = False, scope: str = "global") -> dict[str, torch.Tensor]:
+    """Boolean keep-masks removing the ``sparsity`` fraction of smallest-|w| entries: over all Linear weights at once
+    (``scope="global"``, the authors' choice) or in every matrix alike (``scope="layer"``). The task head stays
+    dense unless ``include_head``."""
     weights = prunable(model, include_head)
     if not weights:
         raise TypeError(f"{type(model).__name__} has no nn.Linear weights to prune")
     if sparsity <= 0:
         return {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+    if scope == "layer":
+        return {name: w.detach().abs() > torch.kthvalue(w.detach().abs().flatten(), max(int(round(sparsity * w.numel())), 1)).values
+                for name, w in weights.items()}
     flat = torch.cat([w.detach().abs().flatten() for w in weights.values()])
     k = int(round(sparsity * flat.numel()))
     threshold = torch.kthvalue(flat, max(k, 1)).values
     return {name: w.detach().abs() > threshold for name, w in weights.items()}
+
+
+def emptied(masks: dict[str, torch.Tensor]) -> list[str]:
+    """The matrices a mask removes whole: the network is cut there and nothing before them can learn."""
+    return [name for name, mask in masks.items() if not bool(mask.any())]
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:

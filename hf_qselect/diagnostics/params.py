@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..params import boolean, check_params, fraction, integer, param
+from ..params import boolean, check_params, fraction, integer, one_of, param
 
 
 def check_sparsity(name: str, value: Any) -> float:
@@ -29,6 +29,8 @@ class DiagnosticsParams:
     """Every parameter of :func:`~hf_qselect.diagnostics.sparse_training_report`."""
 
     sparsity: float = param(0.9, "fraction of Linear weights zeroed by global magnitude pruning, in [0, 1)", check=check_sparsity)
+    scope: str = param("global", "global: one |w| threshold over every Linear weight (the authors'); layer: the same share in every matrix",
+                       check=one_of(lambda: ["global", "layer"]), choices=lambda: ["global", "layer"])
     prune_head: bool = param(False, "also prune the task head (a new head is small: one global threshold zeroes it whole)", check=boolean)
     steps: tuple = param((0, 50, 200), "optimizer steps of sparse fine-tuning at which the spectrum is measured", check=check_steps,
                          parse=parse_steps)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .hessian import density, hutchinson_trace, hvp_fn, lanczos
-from .masks import apply_masks, magnitude_masks, prunable
+from .masks import apply_masks, emptied, magnitude_masks, prunable
 from .params import DiagnosticsParams
 
 # Our thresholds for the verdicts (the paper says "sparse", "dissipative", "small"; these make that checkable).
@@ -54,6 +54,7 @@ class SparseTrainingReport:
     restricted_parameters: int
     nonzero_parameters: int
     max_row_nonzeros: int
+    emptied: list[str] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     eval_macro_f1: float | None = None
     costs: dict[str, float] = field(default_factory=dict)
@@ -172,7 +173,7 @@ def sparse_training_report(model: Any, dataset: Any, tokenizer: Any, params: Dia
     rng = np.random.default_rng(checked["seed"])
     torch.manual_seed(checked["seed"])
     work = copy.deepcopy(model)
-    masks = magnitude_masks(work, checked["sparsity"], checked["prune_head"])
+    masks = magnitude_masks(work, checked["sparsity"], checked["prune_head"], checked["scope"])
     apply_masks(work, masks)
     order = rng.permutation(len(texts))
     hessian_rows = order[: checked["hessian_rows"]]
@@ -181,7 +182,8 @@ def sparse_training_report(model: Any, dataset: Any, tokenizer: Any, params: Dia
     nonzero = sum(int(m.sum()) for m in masks.values())
     report = SparseTrainingReport(params={**checked, "steps": list(checked["steps"])}, parameters=sum(p.numel() for p in work.parameters()),
                                   restricted_parameters=restricted, nonzero_parameters=nonzero,
-                                  max_row_nonzeros=max(int(m.reshape(m.shape[0], -1).sum(1).max()) for m in masks.values()))
+                                  max_row_nonzeros=max(int(m.reshape(m.shape[0], -1).sum(1).max()) for m in masks.values()),
+                                  emptied=emptied(masks))
     optimizer = torch.optim.AdamW([p for p in work.parameters() if p.requires_grad], lr=checked["learning_rate"])
     weights = {name: w for name, w in dict(work.named_parameters()).items() if name in masks}
     previous = {n: w.detach().clone() for n, w in weights.items()}
@@ -232,11 +234,16 @@ def verdicts(report: SparseTrainingReport, learning_rate: float) -> dict[str, di
     top = last.top_eigenvalues[0]
     updated = [c.updated_share for c in report.checkpoints if c.updated_share is not None]
     out = {
+        "connected": {"ok": not report.emptied,
+                      "why": ("no weight matrix is removed whole" if not report.emptied else
+                              f"every weight of {', '.join(report.emptied[:3])} is gone: nothing before it can "
+                              "learn; try scope='layer'")},
         "sparse weights": {"ok": last.weight_sparsity >= SPARSE_AT - 1e-4,
                            "why": f"weight sparsity {last.weight_sparsity:.4f} (needs >= {SPARSE_AT})"},
-        "dissipative": {"ok": last.negative_mass_share <= NEGATIVE_MASS_AT,
-                        "why": f"negative share of spectral mass {last.negative_mass_share:.3f} (needs <= {NEGATIVE_MASS_AT}); "
-                               f"smallest eigenvalue {last.min_eigenvalue:.4g} against the largest {top:.4g}"},
+        "dissipative": {"ok": top > 0 and last.negative_mass_share <= NEGATIVE_MASS_AT,
+                        "why": (f"negative share of spectral mass {last.negative_mass_share:.3f} (needs <= {NEGATIVE_MASS_AT}); "
+                                f"smallest eigenvalue {last.min_eigenvalue:.4g} against the largest {top:.4g}") if top > 0 else
+                               "the Hessian on the kept weights is zero: the loss does not depend on them (see connected)"},
         "small learning rate": {"ok": learning_rate * top <= LR_CURVATURE_AT,
                                 "why": f"learning rate x top eigenvalue = {learning_rate:.3g} x {top:.4g} = {learning_rate * top:.3g} "
                                        f"(needs <= {LR_CURVATURE_AT}; 1/lambda_max = {1 / top if top > 0 else float('inf'):.3g})"},

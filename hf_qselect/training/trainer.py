@@ -12,11 +12,13 @@ from typing import Any
 
 from datasets import Dataset, IterableDataset
 from transformers import Trainer, TrainerCallback
+from transformers.utils import logging
 
 from ..selection import InstanceSelector, embedder_name, keep_count
 from ..validation import check_keep
 from .config import QSelectConfig
 
+logger = logging.get_logger(__name__)
 
 PRUNING_PNG = "pruning.png"
 
@@ -230,6 +232,9 @@ class QSelectTrainer(Trainer):
         from ..diagnostics import fixed_mask_callback, magnitude_masks
 
         masks = magnitude_masks(self.model, self.sparsity)
+        cut = [name for name, mask in masks.items() if not bool(mask.any())]
+        if cut:
+            logger.warning("sparsity=%s removes every weight of %s: nothing before them can learn", self.sparsity, ", ".join(cut[:3]))
         self.add_callback(fixed_mask_callback(masks))
         weights = sum(m.numel() for m in masks.values())
         self.sparsity_record_ = {"target": self.sparsity, "weights": weights, "zeros": weights - sum(int(m.sum()) for m in masks.values())}
