@@ -9,6 +9,9 @@ Every command that writes a folder (select, publish, prune, train) goes through 
    the old folder is renamed aside, the new one renamed in, and the old one removed last. An interrupt
    at any point leaves the old or the new folder complete; what a killed run leaves behind is put right
    (or reported) the next time the same folder is written.
+
+Single files a command owns (a subnetwork mask, sparse weights) go through :func:`replace_file`: written under
+a temporary name beside the target and renamed over it, never over a file of another kind.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -146,3 +149,24 @@ def staged_output(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # gone already once it was renamed in
         raise
+
+
+def replace_file(path: str | os.PathLike, write: Callable[[Path], None], ours: Callable[[Path], bool], what: str) -> Path:
+    """Write one file atomically: ``write(temp)`` next to ``path``, then renamed over it.
+
+    An existing ``path`` is replaced only if ``ours(path)`` says this kind of file wrote it (``what`` names the
+    kind in the refusal); a folder is refused. An error or an interrupt while writing leaves ``path`` as it was
+    and no temporary file behind.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder; give a file name for the {what}")
+    if path.exists() and not ours(path):
+        raise FileExistsError(f"{str(path)!r} exists and is not a {what}; refusing to overwrite it")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -40,6 +40,24 @@ def fields(cls_or_obj: Any) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls_or_obj) if "help" in f.metadata]
 
 
+class DeclaredParams:
+    """``get_params`` / ``set_params`` (scikit-learn style) of a class whose constructor is a parameter declaration,
+    so ``sklearn.base.clone`` works and parameters stay exactly as given."""
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters as given."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def set_params(self, **params: Any) -> Any:
+        """Set constructor parameters; unknown names raise."""
+        known = self.get_params()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; its parameters are {sorted(known)}")
+            setattr(self, name, value)
+        return self
+
+
 # ------------------------------------------------------------------ checks
 def optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """A CLI parser that also takes ``none``."""

@@ -190,7 +190,7 @@ def test_the_task_head_stays_dense_unless_asked(tokenizer):
         model.classifier.weight.mul_(1e-3)  # a new head next to pretrained weights: far smaller than them
     masks = magnitude_masks(model, 0.9, include_head=True)
     assert not bool(masks["classifier.weight"].any())  # one threshold zeroes it whole
-    from hf_qselect.diagnostics.masks import emptied
+    from hf_qselect.diagnostics import emptied
 
     assert emptied(masks) == ["classifier.weight"]
     layerwise = magnitude_masks(model, 0.9, include_head=True, scope="layer")

@@ -167,3 +167,29 @@ def test_recover_never_touches_a_users_lookalike_folders(tmp_path):
     before = tree(tmp_path)
     assert recover(target) == [] and check_output_dir(target, overwrite=True) == target
     assert tree(tmp_path) == before
+
+
+def test_replace_file_is_atomic_and_replaces_only_its_own_kind(tmp_path):
+    from hf_qselect.output_dir import replace_file
+
+    target = tmp_path / "mask.json"
+    ours = lambda p: p.read_text().startswith("ours")  # noqa: E731
+    replace_file(target, lambda t: t.write_text("ours 1"), ours, "mask")
+    assert target.read_text() == "ours 1"
+
+    def interrupted(tmp):
+        tmp.write_text("ours, half written")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        replace_file(target, interrupted, ours, "mask")
+    assert target.read_text() == "ours 1" and [p.name for p in tmp_path.iterdir()] == ["mask.json"]  # old copy, no temp left
+    replace_file(target, lambda t: t.write_text("ours 2"), ours, "mask")
+    assert target.read_text() == "ours 2"
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("mine")
+    with pytest.raises(FileExistsError, match="exists and is not a mask"):
+        replace_file(foreign, lambda t: t.write_text("ours"), ours, "mask")
+    assert foreign.read_text() == "mine"
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        replace_file(tmp_path, lambda t: t.write_text("ours"), ours, "mask")

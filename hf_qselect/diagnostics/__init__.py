@@ -8,7 +8,7 @@ from ..lazy import lazy_getattr
 from .params import DiagnosticsParams, check_sparsity
 
 _EXPORTS = {"SparseTrainingReport": ".report", "sparse_training_report": ".report", "spectrum": ".report",
-            "magnitude_masks": ".masks", "apply_masks": ".masks", "fixed_mask_callback": ".masks", "sparsity_of": ".masks",
+            "magnitude_masks": ".masks", "emptied": ".masks", "apply_masks": ".masks", "fixed_mask_callback": ".masks", "sparsity_of": ".masks",
             "download": ".export", "upload": ".export", "lanczos": ".hessian", "hutchinson_trace": ".hessian", "hvp_fn": ".hessian"}
 __all__ = ["DiagnosticsParams", "check_sparsity", *sorted(_EXPORTS)]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

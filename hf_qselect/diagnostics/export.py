@@ -6,8 +6,6 @@ One safetensors file: for each weight matrix with zeros, ``NAME.indices`` (flat 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,12 +18,9 @@ def download(model: nn.Module, path: str | Path) -> Path:
     """Write ``model``'s weights as sparse (indices, values) where they hold zeros; atomic (temp file renamed in)."""
     from safetensors.torch import save_file
 
+    from ..output_dir import replace_file
     from .masks import prunable
 
-    path = Path(path)
-    if path.exists():
-        if path.is_dir() or _format(path) != FORMAT:
-            raise FileExistsError(f"{str(path)!r} exists and is not a sparse-weights file; refusing to overwrite it")
     sparse = set(prunable(model, include_head=True))
     tensors, shapes = {}, {}
     for name, value in model.state_dict().items():
@@ -37,15 +32,9 @@ def download(model: nn.Module, path: str | Path) -> Path:
             shapes[name] = list(value.shape)
         else:
             tensors[name] = value.clone()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "sparse_shapes": json.dumps(shapes)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    metadata = {"format": FORMAT, "sparse_shapes": json.dumps(shapes)}
+    return replace_file(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata), lambda p: _format(p) == FORMAT,
+                        "sparse-weights file")
 
 
 def _format(path: Path) -> str | None:

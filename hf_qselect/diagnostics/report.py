@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .hessian import density, hutchinson_trace, hvp_fn, lanczos
+from .hessian import Lanczos, density, hutchinson_trace, hvp_fn, lanczos
 from .masks import apply_masks, emptied, magnitude_masks, prunable
 from .params import DiagnosticsParams
 
@@ -104,7 +104,7 @@ class SparseTrainingReport:
         top = max(max(abs(v) for v in c.ritz_values) for c in self.checkpoints) or 1.0
         grid = np.linspace(-top * 1.05, top * 1.05, 2000)
         for c in self.checkpoints:
-            lz = type("L", (), {"values": np.asarray(c.ritz_values), "weights": np.asarray(c.ritz_weights)})
+            lz = Lanczos(values=np.asarray(c.ritz_values), weights=np.asarray(c.ritz_weights))
             ax.plot(grid, density(lz, grid, top / 200) + 1e-12, label=f"step {c.step}")
         ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=max(top * 1e-3, 1e-8))

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 from datasets import Dataset
 
+from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
 from .architecture import Shape, apply_plan, check_supported, head_size, shape_of
 from .params import PruningParams
@@ -29,7 +29,7 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-class AnnealingPruner(PruningParams):
+class AnnealingPruner(DeclaredParams, PruningParams):
     """Remove ``heads``, ``ffn`` (fractions of attention heads / FFN neurons) and ``layers`` (fraction of layers).
 
     ``method="qubo"`` keeps units by annealing importance-minus-redundancy QUBOs; ``method="greedy"`` keeps
@@ -41,10 +41,6 @@ class AnnealingPruner(PruningParams):
     Fitted attributes: ``kept_layers_``, ``kept_heads_`` ({layer: heads}), ``kept_neurons_`` ({layer: neurons}),
     ``scores_``, ``shape_``, ``report_``.
     """
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's parameters as given (scikit-learn style)."""
-        return {f.name: getattr(self, f.name) for f in fields(PruningParams)}
 
     def __repr__(self) -> str:
         return f"AnnealingPruner(heads={self.heads}, ffn={self.ffn}, layers={self.layers}, method={self.method!r}, solver={self.solver!r}, seed={self.seed})"

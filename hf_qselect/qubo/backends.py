@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Iterator
 
 BACKENDS = ("loky", "dask", "ray")
-EXTRAS = {"dask": "dask", "ray": "ray"}
+_ON_CLUSTER: ContextVar[bool] = ContextVar("hf_qselect_on_cluster", default=False)
+
+
+def on_cluster() -> bool:
+    """Inside ``backend_context("dask" | "ray")``: the user asked for the cluster, so even small work goes there."""
+    return _ON_CLUSTER.get()
 
 
 MODULES = {"dask": "dask.distributed", "ray": "ray.util.joblib"}
@@ -35,7 +41,7 @@ def check_backend(backend: str) -> str:
 
 
 def _missing(backend: str) -> ImportError:
-    return ImportError(f"backend={backend!r} needs the optional extra: pip install 'hf-qselect[{EXTRAS[backend]}]'")
+    return ImportError(f"backend={backend!r} needs the optional extra: pip install 'hf-qselect[{backend}]'")
 
 
 def _workers(n_jobs: int | None) -> int:
@@ -49,6 +55,17 @@ def backend_context(backend: str, n_jobs: int | None = -1) -> Iterator[None]:
     if backend == "loky":
         yield
         return
+    token = _ON_CLUSTER.set(True)
+    try:
+        with _cluster(backend, n_jobs):
+            yield
+    finally:
+        _ON_CLUSTER.reset(token)
+
+
+@contextmanager
+def _cluster(backend: str, n_jobs: int | None) -> Iterator[None]:
+    """joblib's backend set to a Dask or Ray cluster (connected to, or started and shut down here)."""
     from joblib import parallel_config
 
     if backend == "dask":

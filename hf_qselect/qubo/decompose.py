@@ -17,6 +17,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from .backends import on_cluster
 from .constraints import repair, swap_descent
 from .model import BlockQUBO
 from .solvers import SolverPlan, sample_kwargs
@@ -118,7 +119,7 @@ def solve_blocks(
 ) -> list[BlockSolution]:
     """Solve every block; each answer meets its counts, polished by :func:`swap_descent` unless
     ``polish=False``. Work below ``min_parallel_work`` (:func:`work_estimate`) runs in this process: starting
-    a pool costs more than it saves there."""
+    a pool costs more than it saves there; inside ``backend_context("dask" | "ray")`` it goes to the cluster."""
     if plan.max_block is not None:
         too_big = [q.size for q in blocks if q.size > plan.max_block]
         if too_big:
@@ -133,7 +134,7 @@ def solve_blocks(
         if chunk_seed is not None and "seed" in (plan.sampler.parameters or {}):
             kwargs["seed"] = int(chunk_seed) % (2**31 - 1)
         jobs.append(delayed(_solve_chunk)(chunk, plan.sampler, kwargs, polish))
-    if plan.serial or len(jobs) == 1 or work_estimate(blocks, num_reads, num_sweeps) < min_parallel_work:
+    if plan.serial or len(jobs) == 1 or (not on_cluster() and work_estimate(blocks, num_reads, num_sweeps) < min_parallel_work):
         n_jobs = 1
     solutions: list[BlockSolution] = []
     with tqdm(total=len(blocks), desc=f"annealing ({plan.name})", unit="block", disable=not show_progress) as bar:

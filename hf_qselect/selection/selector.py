@@ -4,15 +4,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
+from ..params import DeclaredParams, fraction
 from ..provenance import public_params, public_path
-from ..qubo import MIN_PARALLEL_WORK, AnnealSettings, backend_context, get_solver
-from ..params import fraction
+from ..qubo import AnnealSettings, backend_context, get_solver
 from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, text_values
 from .embeddings import effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
@@ -59,7 +58,7 @@ def ensure_every_class(mask: np.ndarray, codes: np.ndarray, seed: int | None) ->
     return len(empty)
 
 
-class InstanceSelector(SelectionParams):
+class InstanceSelector(DeclaredParams, SelectionParams):
     """Choose ``keep`` of a labelled text dataset's rows by solving a QUBO on an annealer.
 
     Parameters (declared once in :class:`~hf_qselect.selection.params.SelectionParams`, which also gives the
@@ -91,19 +90,6 @@ class InstanceSelector(SelectionParams):
     ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``, ``method_`` (the method that selected),
     ``row_scores_`` (per-row diagnostics). Works with ``sklearn.base.clone``.
     """
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's parameters as given (scikit-learn style)."""
-        return {f.name: getattr(self, f.name) for f in fields(SelectionParams)}
-
-    def set_params(self, **params: Any) -> "InstanceSelector":
-        """Set constructor parameters (scikit-learn style); unknown names raise."""
-        known = self.get_params()
-        for name, value in params.items():
-            if name not in known:
-                raise ValueError(f"InstanceSelector has no parameter {name!r}; its parameters are {sorted(known)}")
-            setattr(self, name, value)
-        return self
 
     def provenance(self, precision: str | None = None) -> dict[str, Any]:
         """The parameters as a report or card records them: names for model and sampler objects, file names for
@@ -215,8 +201,7 @@ class InstanceSelector(SelectionParams):
         options = MethodOptions(
             anneal=AnnealSettings(solver=plan, seed=seed, block_size=int(self.block_size), num_reads=self.num_reads,
                                   num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
-                                  show_progress=show_progress, polish=bool(self.polish),
-                                  min_parallel_work=MIN_PARALLEL_WORK if self.backend == "loky" else 0.0),
+                                  show_progress=show_progress, polish=bool(self.polish)),
             class_balance=effective_class_balance(method, self.class_balance) or 0.0,
             denoise=self.denoise, noise_confidence=float(self.noise_confidence),
         )

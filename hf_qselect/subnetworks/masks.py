@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +23,20 @@ def mask_bytes(masks: dict[str, np.ndarray]) -> int:
     return int(sum(-(-len(m) // 8) for m in masks.values()))
 
 
+def _is_mask(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("format") == FORMAT
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return False
+
+
 def save_mask(masks: dict[str, np.ndarray], kinds: dict[str, str], path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``masks`` to ``path`` (a new file or one this function wrote); atomic: a temp file renamed in."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"mask path {str(path)!r} is a folder; give a file name such as mask.json")
-    if path.exists():
-        try:
-            if json.loads(path.read_text()).get("format") != FORMAT:
-                raise ValueError
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            raise FileExistsError(f"{str(path)!r} exists and is not a subnetwork mask; refusing to overwrite it") from None
+    from ..output_dir import replace_file
+
     body = {"format": FORMAT, "version": 1, "metadata": metadata or {},
             "layers": [{"name": name, "kind": kinds[name], "size": len(m), "kept": int(m.sum()), "bits": pack(m)} for name, m in masks.items()]}
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return replace_file(path, lambda tmp: tmp.write_text(json.dumps(body, indent=1)), _is_mask, "subnetwork mask")
 
 
 def load_mask(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, Any]]:

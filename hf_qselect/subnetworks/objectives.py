@@ -56,8 +56,8 @@ def gauss_newton_terms(logits: torch.Tensor, y: torch.Tensor, gates: dict[str, t
     return out
 
 
-def _merge(parts: list[dict[str, tuple[np.ndarray, np.ndarray]]], rows: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Stack batch terms; ``V`` is scaled so ``V^T V / rows`` is the mean Gauss-Newton matrix."""
+def _merge(parts: list[dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Stack the batches' ``G`` and ``V`` rows (``V^T V / len(G)`` is then the mean Gauss-Newton matrix)."""
     return {name: (np.concatenate([p[name][0] for p in parts]), np.concatenate([p[name][1] for p in parts])) for name in parts[0]}
 
 
@@ -106,17 +106,15 @@ class MLPObjective:
             gates = _per_row(masks, len(self.y[rows]))
             self.gates.values = gates
             parts.append(gauss_newton_terms(self.gates.model(self.X[rows]), self.y[rows], gates))
-        return _merge(parts, self.rows)
+        return _merge(parts)
 
 
 class EncoderObjective:
     """Cross-entropy of a logistic-regression head on a gated encoder's mean-pooled features."""
 
-    def __init__(self, gates: Gates, encoded: list[dict[str, torch.Tensor]], y: np.ndarray, C: float = 1.0, show_progress: bool = False) -> None:
+    def __init__(self, gates: Gates, encoded: list[dict[str, torch.Tensor]], y: np.ndarray, C: float = 1.0) -> None:
         self.gates, self.batches, self.C = gates, encoded, C
         self.y = np.asarray(y, dtype=np.int64)
-        self.classes = int(self.y.max()) + 1
-        self.show_progress = show_progress
         self._features: np.ndarray | None = None
         self.W = self.b = None
 
@@ -194,7 +192,7 @@ class EncoderObjective:
             logits = self._pooled(batch) @ self.W.T + self.b
             parts.append(gauss_newton_terms(logits, torch.as_tensor(self.y[start:start + n]), gates, constant))
             start += n
-        return _merge(parts, self.rows)
+        return _merge(parts)
 
     def minibatches(self, rng: np.random.Generator) -> list[list[int]]:
         """Shuffled tokenized batches, one at a time (what :meth:`gradients` takes as ``rows``)."""

@@ -15,11 +15,10 @@ def select_saved_model(model_dir: str | Path, data: str, selector: SubnetworkSel
     Every input is checked before the model is loaded. Returns ``(model, tokenizer)``; nothing is written."""
     from transformers import AutoModel, AutoTokenizer
 
-    from ..pruning import check_supported, load_pruned
+    from ..pruning import load_pruned
 
     dataset = load_labelled(data, text_column, label_column)
-    model = load_pruned(model_dir, AutoModel)
-    check_supported(model)
+    model = load_pruned(model_dir, AutoModel)  # an unsupported architecture is named by fit, before any work
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     selector.fit(model, dataset, tokenizer=tokenizer, text_column=text_column, label_column=label_column)
     selector.apply(model)

@@ -77,9 +77,9 @@ def qubo_search(objective: Any, sets: list[UnitSet], keep: float, settings: Anne
     for u in sets:
         parts = random_parts(u.size, block_size, rng)
         quotas = ranked_quotas(removal_importance(*T[u.name]), parts, counts[u.name])
-        masks[u.name], energy = _solve(T[u.name], masks[u.name], parts, quotas, 0.0, settings)
+        masks[u.name], _ = _solve(T[u.name], masks[u.name], parts, quotas, 0.0, settings)
         report.blocks += len(parts)
-    loss = objective.loss(masks)
+    objective.loss(masks)
     loss = objective.commit()
     report.losses.append(loss)
     groups = [[u] for u in sets] if schedule == "layer" else [list(sets)]
@@ -160,8 +160,7 @@ def edge_popup(objective: Any, sets: list[UnitSet], keep: float, *, epochs: int,
         return mask
 
     report = SearchReport("edgepopup")
-    batches = objective.minibatches(rng)
-    steps, step = epochs * len(batches), 0
+    steps, step = epochs * len(objective.minibatches(rng)), 0  # draws one shuffle: kept so seeded runs reproduce
     for _ in tqdm(range(epochs), desc="edge-popup epochs", disable=not show_progress):
         for rows in objective.minibatches(rng):
             rate = lr * 0.5 * (1.0 + np.cos(np.pi * step / steps))

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
 from .gates import Gates, UnitSet, is_mlp, unit_sets
 from .masks import load_mask, mask_bytes, save_mask
@@ -25,7 +25,7 @@ def _stratified(y: np.ndarray, limit: int | None, seed: int | None) -> np.ndarra
     return np.sort(rows)
 
 
-class SubnetworkSelector(SubnetworkParams):
+class SubnetworkSelector(DeclaredParams, SubnetworkParams):
     """Find a task-specific subnetwork of a frozen (random or pretrained) model by selecting units.
 
     ``fit(model, X, y)`` on an ``nn.Sequential`` MLP with numeric ``X``, or ``fit(model, dataset, tokenizer=...)``
@@ -37,16 +37,6 @@ class SubnetworkSelector(SubnetworkParams):
     losses per round, accepted/refused moves, energies, seconds, mask bytes).
     ``apply(model)`` removes the closed units physically; ``save_mask``/``load_mask`` store the mask as bits.
     """
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(SubnetworkParams) if f.name != "_"}
-
-    def set_params(self, **params: Any) -> "SubnetworkSelector":
-        for name, value in params.items():
-            if name not in self.get_params():
-                raise ValueError(f"SubnetworkSelector has no parameter {name!r}")
-            setattr(self, name, value)
-        return self
 
     def __repr__(self) -> str:
         return f"SubnetworkSelector(units={self.units}, keep={self.keep}, method={self.method!r}, rounds={self.rounds}, solver={self.solver!r}, seed={self.seed})"
@@ -83,7 +73,7 @@ class SubnetworkSelector(SubnetworkParams):
         rows = _stratified(codes, self.max_rows, self.seed)
         texts = text_values(X.select(rows), text_column)
         batches, order = encode_texts(tokenizer, texts, self.batch_size, self.max_length)
-        return EncoderObjective(gates, batches, codes[rows][order], C=self.C, show_progress=self.show_progress), len(rows)
+        return EncoderObjective(gates, batches, codes[rows][order], C=self.C), len(rows)
 
     def fit(self, model: Any, X: Any, y: Any = None, *, tokenizer: Any = None, text_column: str = "text",
             label_column: str = "label") -> "SubnetworkSelector":

@@ -229,10 +229,10 @@ class QSelectTrainer(Trainer):
         """Zero the ``sparsity`` fraction of smallest Linear weights and hold them at zero through training (once)."""
         if not self.sparsity or self.sparsity_record_ is not None:
             return
-        from ..diagnostics import fixed_mask_callback, magnitude_masks
+        from ..diagnostics import emptied, fixed_mask_callback, magnitude_masks
 
         masks = magnitude_masks(self.model, self.sparsity)
-        cut = [name for name, mask in masks.items() if not bool(mask.any())]
+        cut = emptied(masks)
         if cut:
             logger.warning("sparsity=%s removes every weight of %s: nothing before them can learn", self.sparsity, ", ".join(cut[:3]))
         self.add_callback(fixed_mask_callback(masks))
