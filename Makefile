@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics clean
+.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics bench-compression bench-embedding clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ bench-subnetworks: $(VENV)/.installed
 
 bench-diagnostics: $(VENV)/.installed
 	$(PY) benchmarks/diagnostics.py --steps 0,50,200 --seeds 3
+
+bench-compression: $(VENV)/.installed
+	$(PY) benchmarks/compression.py --datasets vader_nyt,rotten_tomatoes --seeds 0,1,2 --budgets 25%,20%
+
+bench-embedding: $(VENV)/.installed
+	$(PY) benchmarks/embedding.py --datasets vader_nyt,rotten_tomatoes,convention_2012 --backends torch,onnx,onnx-int8 --probe-repeats 1 --timed-rows 500
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -15,6 +15,7 @@ from .params import add_cli_arguments, from_cli
 from .provenance import public_path
 from .pruning.params import PruningParams
 from .selection import InstanceSelector, SelectionParams, SelectionReport
+from .compression.params import CompressionParams
 from .diagnostics.params import DiagnosticsParams
 from .subnetworks.params import SubnetworkParams
 
@@ -207,6 +208,46 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    """Compress a saved classifier within a size or latency budget; write it, its report and heat map (and ONNX)."""
+    from .compression import AnnealingCompressor
+
+    if args.calibration_rows < 1:
+        raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
+    out, compressor = model_command(args, AnnealingCompressor)
+    if args.onnx:
+        from .compression.onnx_export import check_onnx_available
+
+        check_onnx_available()
+    from .compression.saved import compress_saved_model, write_compressed
+
+    model, tokenizer, rows = compress_saved_model(args.model_dir, args.data, compressor, text_column=args.text_column,
+                                                  label_column=args.label_column, calibration_rows=args.calibration_rows,
+                                                  max_length=args.max_length, seed=args.seed)
+    kept_tokens = None
+    if args.vocab:
+        from .compression import prune_vocabulary
+        from .data import load_labelled
+
+        texts = list(load_labelled(args.data, args.text_column, args.label_column)[args.text_column])
+        model, tokenizer, kept = prune_vocabulary(model, tokenizer, texts)
+        kept_tokens = len(kept)
+    with staged_output(out) as staging:
+        write_compressed(model, staging, tokenizer)
+        compressor.report_.to_json(str(staging / "compression_report.json"))
+        compressor.plot(staging / "compression.png")
+        if args.onnx:
+            from .compression import export_onnx
+
+            export_onnx(model, staging / "onnx", tokenizer)
+    print(compressor.report_.summary())
+    if kept_tokens is not None:
+        print(f"vocabulary: kept {kept_tokens:,} tokens that the training texts use (others map to [UNK])")
+    print(f"wrote the compressed model to {out} (reload with hf_qselect.compression.load_compressed)"
+          + (f"; ONNX Runtime copy in {out / 'onnx'}" if args.onnx else ""))
+    return 0
+
+
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo-id", default=None, help="namespace/name of the Hub dataset repo")
     parser.add_argument("--push", action="store_true", help="upload to the Hub (needs a token: huggingface-cli login or HF_TOKEN)")
@@ -254,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length")
     add_model_command(commands, "subnetwork", "select a task's subnetwork of a frozen encoder (no weight trained) and remove the rest",
                       SubnetworkParams, cmd_subnetwork)
+    compress = add_model_command(commands, "compress", "drop heads and FFN blocks and quantize Linears to int8 within a size or latency budget",
+                                 CompressionParams, cmd_compress, "calibration data (same sources as select)")
+    compress.add_argument("--calibration-rows", type=int, default=256, help="training rows the choices are scored on")
+    compress.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length")
+    compress.add_argument("--onnx", action="store_true", help="also write an ONNX Runtime copy (int8 where chosen) to OUT/onnx")
+    compress.add_argument("--vocab", action="store_true", help="also keep only the token embeddings the training texts use")
     diag = add_model_command(commands, "diagnose", "would this fine-tuning suit quantum sparse training? sparsity, Hessian spectrum, costs",
                              DiagnosticsParams, cmd_diagnose)
     diag.add_argument("--rows", type=int, default=None, help="use this many shuffled rows (default: all)")

@@ -129,3 +129,26 @@ def test_subnetworks_digits_benchmark_smoke():
     accuracies = {r["method"]: r["accuracy"] for r in result["rows"]}
     assert set(accuracies) == {"trained", "open", "random", "qubo"} and all(0.0 <= a <= 1.0 for a in accuracies.values())
     assert "| qubo |" in table and "| trained (all units, weights trained) |" in table
+
+
+def test_compression_benchmark_smoke(sentences, tmp_path, monkeypatch):
+    import compression
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from hf_qselect.selection.embeddings import default_embedder
+
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data.csv"
+    Dataset.from_dict({"text": list(sentences["text"]) * 3, "label": list(sentences["label"]) * 3}).to_csv(str(data))
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    tiny = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                                    num_attention_heads=4, intermediate_size=128, num_labels=2))
+    tiny.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    compression.main(["--datasets", str(data), "--model", str(tmp_path / "tiny"), "--budgets", "30%", "--latency-budgets", "", "--rounds", "1", "--repeats", "1",
+                      "--train-rows", "48", "--test-rows", "24", "--out", str(tmp_path / "out"), "--name", "smoke"])
+    result = json.loads((tmp_path / "out" / "smoke.json").read_text())
+    entries = result["summary"][str(data)]
+    assert {"fp32 +1 epoch", "int8 everywhere", "greedy 30%", "qubo 30%", "qubo 30% penalty", "ONNX qubo 30%"} <= set(entries)
+    assert entries["qubo 30%"]["non_embedding_mb"] <= 0.3 * entries["fp32 +1 epoch"]["non_embedding_mb"] + 1e-9
+    assert (tmp_path / "out" / "smoke.png").exists() and "x smaller" in (tmp_path / "out" / "smoke.md").read_text()

@@ -28,9 +28,39 @@ def _table(rows: dict) -> str:
     return "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows.items())
 
 
+def compression_section(r: dict | None) -> str:
+    """The card's compression section from a ``CompressionReport.to_dict()`` (plus ``recovery_epochs``)."""
+    if r is None:
+        return "The model was not compressed: fp32 throughout."
+    rows = {"method": r["method"], "budget": r["budget"], "budget form": r.get("budget_form"), "solver": r.get("solver"),
+            "attention heads": f"{sum(r['heads_before'])} -> {sum(r['heads_after'])}",
+            "FFN neurons": f"{sum(r['ffn_before'])} -> {sum(r['ffn_after'])}",
+            "int8 Linear modules": f"{sum(map(sum, r['int8'])) + sum(r['int8_other'].values())} of {len(r['int8']) * len(r['roles']) + len(r['int8_other'])}",
+            **{f"{name} precision": "int8" if on else "fp32" for name, on in r["int8_other"].items()},
+            "when": {"start": "before fine-tuning (int8 after it)", "end": "after fine-tuning, then recovery epochs, then int8"}.get(r.get("when")),
+            "recovery epochs (fp32, before quantizing)": r.get("recovery_epochs") if r.get("when") == "end" else None,
+            "calibration rows": r.get("calibration_rows")}
+    if r.get("bytes_after"):
+        before, after = r["bytes_before"], r["bytes_after"]
+        rows["non-embedding weights"] = f"{before['non_embedding'] / 1e6:.2f} -> {after['non_embedding'] / 1e6:.2f} MB ({before['non_embedding'] / after['non_embedding']:.2f}x smaller)"
+        rows["all weights"] = f"{before['total'] / 1e6:.2f} -> {after['total'] / 1e6:.2f} MB"
+    if r["cost_unit"] == "ms":
+        rows["modelled latency (ms)"] = f"{r['cost_before']:.1f} -> {r['cost_after']:.1f}"
+    before, after = r.get("metrics_before") or {}, r.get("metrics_after") or {}
+    for name in ("macro_f1", "accuracy", "loss"):
+        if name in before and name in after:
+            rows[f"eval {name}: before compression -> after recovery and int8"] = f"{before[name]:.4f} -> {after[name]:.4f}"
+    layers = "\n".join(f"| {l} | {h}/{hb} | {f}/{fb} | {', '.join(role for role, q in zip(r['roles'], q8) if q) or 'none'} |"
+                       for l, (h, hb, f, fb, q8) in enumerate(zip(r["heads_after"], r["heads_before"], r["ffn_after"], r["ffn_before"], r["int8"])))
+    return ("| what | value |\n|---|---|\n" + _table({k: v for k, v in rows.items() if v is not None})
+            + "\n\n| layer | heads kept | FFN neurons kept | int8 modules |\n|---|---|---|---|\n" + layers
+            + "\n\n![per-layer choices](compression.png)\n\nReload with `hf_qselect.compression.load_compressed(path)`; "
+            "`hf-qselect compress ... --onnx` also writes an ONNX Runtime copy.")
+
+
 def render_model_card(*, model_name: str, base_model: str | None, log_history: list[dict], selection: dict | None,
                       selection_seconds: float, rows_before: int | None, pruning: dict | None, training: dict,
-                      sparsity: dict | None = None) -> ModelCard:
+                      sparsity: dict | None = None, compression: dict | None = None) -> ModelCard:
     """Render the card from plain values: the run's log history, the selection report (``to_dict()``), the
     pruning report (``to_dict()`` plus ``when`` and ``recovery_epochs``), the training settings and the fixed
     magnitude mask (``sparsity``: target, zeros, weights), if any."""
@@ -93,6 +123,7 @@ def render_model_card(*, model_name: str, base_model: str | None, log_history: l
                        "`hf_qselect.diagnostics.download(model, path)` stores the nonzero weights as indices and values.")
     else:
         sparse_text = "Dense: no weight was held at zero."
+    compression_text = compression_section(compression)
     settings = {**training, "training time (s)": train.get("train_runtime"), "train loss": train.get("train_loss")}
     body = TEMPLATE.read_text().format(
         model_name=model_name,
@@ -102,6 +133,7 @@ def render_model_card(*, model_name: str, base_model: str | None, log_history: l
         reduction=reduction,
         pruning=pruning_text,
         sparse=sparse_text,
+        compression=compression_text,
         training_rows=_table({k: v for k, v in settings.items() if v is not None}),
         versions=", ".join(f"{k} {v}" for k, v in library_versions().items()),
     )

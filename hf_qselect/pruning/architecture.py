@@ -3,8 +3,9 @@
 transformers 5 has no ``prune_heads``/``config.pruned_heads`` any more, and BERT derives the head size from
 ``hidden_size / num_attention_heads``, so a model whose layers keep different head counts cannot be rebuilt
 by plain ``from_pretrained``. The pruning plan is therefore stored in ``config.hf_qselect_pruning`` and
-:func:`load_pruned` rebuilds the shapes before loading the weights. Removed layers and FFN neurons alone
-(uniform width) round-trip through plain ``from_pretrained`` as well.
+:func:`load_pruned` rebuilds the shapes before loading the weights. FFN widths may differ between layers (the
+plan's ``ffn_per_layer``; ``intermediate_size`` is the widest). Removed layers and FFN neurons alone at one
+width round-trip through plain ``from_pretrained`` as well.
 """
 from __future__ import annotations
 
@@ -119,9 +120,7 @@ def apply_plan(model: Any, kept_layers: list[int], kept_heads: dict[int, list[in
     check_supported(model)
     before = shape_of(model)
     built = plan_modules(model, kept_layers, kept_heads, kept_neurons)
-    widths = {len(n) for n in kept_neurons.values()} or set(before.ffn_per_layer[i] for i in kept_layers)
-    if len(widths) > 1:
-        raise ValueError(f"FFN widths must be equal across layers to round-trip through config.intermediate_size, got {sorted(widths)}")
+    widths = [len(kept_neurons[i]) if i in kept_neurons else before.ffn_per_layer[i] for i in kept_layers]
     # --- from here on the model is modified; nothing below can fail on shapes built above
     layers = encoder_layers(model)
     for layer, replacement, n_heads in built:
@@ -140,14 +139,47 @@ def apply_plan(model: Any, kept_layers: list[int], kept_heads: dict[int, list[in
             layer.attention.self.layer_idx = new_index
     previous = getattr(model.config, PLAN_KEY, None) or {}
     model.config.num_hidden_layers = len(kept_layers)
-    model.config.intermediate_size = int(next(iter(widths)))
+    model.config.intermediate_size = int(max(widths))
     heads_now = [len(kept_heads[i]) if i in kept_heads else before.heads_per_layer[i] for i in kept_layers]
     setattr(model.config, PLAN_KEY, {
         "heads_per_layer": heads_now,
+        "ffn_per_layer": [int(w) for w in widths],
         "original_num_hidden_layers": previous.get("original_num_hidden_layers", len(before.heads_per_layer)),
         "original_num_attention_heads": previous.get("original_num_attention_heads", model.config.num_attention_heads),
         "original_intermediate_size": previous.get("original_intermediate_size", max(before.ffn_per_layer)),
     })
+    return model
+
+
+def plan_is_uneven(config: Any) -> bool:
+    """Whether the recorded plan has shapes ``from_pretrained`` cannot build: fewer heads somewhere, or FFN widths
+    that differ between layers (``intermediate_size`` holds the widest)."""
+    plan = getattr(config, PLAN_KEY, None) or {}
+    heads = plan.get("heads_per_layer", [])
+    widths = plan.get("ffn_per_layer", [])
+    return any(h != config.num_attention_heads for h in heads) or any(w != config.intermediate_size for w in widths)
+
+
+def pruned_skeleton(config: Any, model_class: Any) -> Any:
+    """A randomly initialised model with the shapes recorded in ``config``'s pruning plan (weights are loaded next)."""
+    plan = getattr(config, PLAN_KEY, None) or {}
+    model = model_class.from_config(config)
+    size = config.hidden_size // config.num_attention_heads
+    layers = encoder_layers(model)
+    heads_per_layer = plan.get("heads_per_layer", [config.num_attention_heads] * len(layers))
+    widths = plan.get("ffn_per_layer", [config.intermediate_size] * len(layers))
+    for layer, heads, width in zip(layers, heads_per_layer, widths):
+        if heads != config.num_attention_heads:
+            rows = _head_index(list(range(heads)), size)
+            attention = layer.attention.self
+            attention.query, attention.key, attention.value = keep_outputs(attention.query, rows), keep_outputs(attention.key, rows), keep_outputs(attention.value, rows)
+            layer.attention.output.dense = keep_inputs(layer.attention.output.dense, rows)
+            attention.num_attention_heads = heads
+            attention.all_head_size = heads * size
+        if width != layer.intermediate.dense.out_features:
+            index = torch.arange(width)
+            layer.intermediate.dense = keep_outputs(layer.intermediate.dense, index)
+            layer.output.dense = keep_inputs(layer.output.dense, index)
     return model
 
 
@@ -158,17 +190,9 @@ def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
     model_class = model_class or AutoModelForSequenceClassification
     config = AutoConfig.from_pretrained(path, **kwargs)
     plan = getattr(config, PLAN_KEY, None)
-    if not plan or all(h == config.num_attention_heads for h in plan["heads_per_layer"]):
+    if not plan or not plan_is_uneven(config):
         return model_class.from_pretrained(path, config=config)
-    model = model_class.from_config(config)
-    size = config.hidden_size // config.num_attention_heads
-    for layer, heads in zip(encoder_layers(model), plan["heads_per_layer"]):
-        rows = _head_index(list(range(heads)), size)
-        attention = layer.attention.self
-        attention.query, attention.key, attention.value = keep_outputs(attention.query, rows), keep_outputs(attention.key, rows), keep_outputs(attention.value, rows)
-        layer.attention.output.dense = keep_inputs(layer.attention.output.dense, rows)
-        attention.num_attention_heads = heads
-        attention.all_head_size = heads * size
+    model = pruned_skeleton(config, model_class)
     from safetensors.torch import load_file
 
     weights = Path(path) / "model.safetensors"

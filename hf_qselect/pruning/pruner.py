@@ -9,7 +9,7 @@ from datasets import Dataset
 
 from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
-from .architecture import Shape, apply_plan, check_supported, head_size, shape_of
+from .architecture import apply_plan, check_supported, shape_of
 from .params import PruningParams
 from .qubo import select_units
 from .report import PruningReport

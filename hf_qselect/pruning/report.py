@@ -1,13 +1,13 @@
 """The record of one pruning: what was kept, the QUBO energies, sizes and timings."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+
+from ..records import JsonRecord
 
 
 @dataclass
-class PruningReport:
+class PruningReport(JsonRecord):
     method: str
     solver: str | None
     seed: int | None
@@ -30,15 +30,6 @@ class PruningReport:
     metrics_before: dict[str, float] = field(default_factory=dict)  # eval metrics just before pruning (QSelectTrainer)
     metrics_after: dict[str, float] = field(default_factory=dict)  # ... and just after, before any further training
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self, path: str | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
-        return text
 
     def summary(self) -> str:
         params = f", params {self.params_before:,} -> {self.params_after:,}" if self.params_after else ""

@@ -39,12 +39,11 @@ def calibration_labels(rows, label_column: str, label2id: dict[str, int], num_la
     return [label2id[str(v)] for v in values]
 
 
-def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner, *, text_column: str = "text",
-                      label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
-    """Load ``model_dir``, score units on ``calibration_rows`` shuffled training rows of ``data`` and prune.
+def calibration_rows_of(model_dir: str | Path, data: str, *, text_column: str = "text", label_column: str = "label",
+                        calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
+    """Load ``model_dir`` and ``calibration_rows`` shuffled, tokenized training rows of ``data`` with the model's class ids.
 
-    Every input is checked before the model is touched. Returns ``(model, tokenizer)``; nothing is written
-    (see :func:`save_pruned`).
+    Every input is checked before the model is loaded. Returns ``(model, tokenizer, rows)``.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -66,6 +65,18 @@ def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner,
     model = load_pruned(model_dir, AutoModelForSequenceClassification)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = rows.map(lambda b: tokenizer(b[text_column], truncation=True, max_length=max_length), batched=True)
+    return model, tokenizer, rows
+
+
+def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner, *, text_column: str = "text",
+                      label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
+    """Load ``model_dir``, score units on ``calibration_rows`` shuffled training rows of ``data`` and prune.
+
+    Every input is checked before the model is touched. Returns ``(model, tokenizer)``; nothing is written
+    (see :func:`save_pruned`).
+    """
+    model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
+                                                 calibration_rows=calibration_rows, max_length=max_length, seed=seed)
     pruner.fit(model, rows).apply(model)
     return model, tokenizer
 

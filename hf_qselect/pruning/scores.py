@@ -47,7 +47,7 @@ def label_column(dataset: Dataset) -> str:
     raise KeyError(f"the calibration dataset needs a 'labels' (or 'label') column for the gradients; its columns are {dataset.column_names}")
 
 
-def batches(dataset: Dataset, batch_size: int, device: torch.device):
+def calibration_batches(dataset: Dataset, batch_size: int, device: torch.device):
     """Padded tensor batches of the model inputs and labels."""
     labels = label_column(dataset)
     if "input_ids" not in dataset.column_names:
@@ -127,7 +127,7 @@ def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: in
             p.requires_grad_(False)
         model.eval()
         n_batches = -(-len(dataset) // batch_size)
-        for batch in tqdm(batches(dataset, batch_size, device), total=n_batches, desc="pruning scores", disable=not show_progress):
+        for batch in tqdm(calibration_batches(dataset, batch_size, device), total=n_batches, desc="pruning scores", disable=not show_progress):
             mask = batch["attention_mask"].bool()
             state["mask"], state["take"] = mask, max(0, min(int(mask.sum()), max_tokens - state["taken"]))
             out = model(**batch, output_hidden_states=True)

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .onnx_embedder import ONNX_BACKENDS, onnx_embed
+
 logger = logging.getLogger(__name__)
 
 HUB_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -66,6 +68,7 @@ def _cache_identity(embedder: Any) -> str | None:
 
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+EMBEDDER_BACKENDS = ("torch", *ONNX_BACKENDS)
 
 
 def resolve_precision(precision: str, device: str | None) -> str:
@@ -85,8 +88,13 @@ def resolve_precision(precision: str, device: str | None) -> str:
     return "float32"
 
 
-def effective_precision(embedder: Any, precision: str, device: str | None) -> str:
-    """``resolve_precision``, except that ``"auto"`` leaves a model passed in as an object in its own dtype."""
+def effective_precision(embedder: Any, precision: str, device: str | None, backend: str = "torch") -> str:
+    """``resolve_precision``, except that ``"auto"`` leaves a model passed in as an object in its own dtype; an ONNX
+    ``backend`` is its own precision tag (``onnx`` runs the fp32 graph, ``onnx-int8`` the int8 one)."""
+    if backend in ONNX_BACKENDS:
+        return backend
+    if precision in ONNX_BACKENDS:
+        return precision
     if precision == "auto" and hasattr(embedder, "parameters"):
         dtype = next(embedder.parameters()).dtype
         return str(dtype).removeprefix("torch.")
@@ -114,13 +122,21 @@ def embed_texts(
     device: str | None = None,
     show_progress: bool = True,
     precision: str = "auto",
+    cache_dir: str | os.PathLike | None | bool = None,
 ) -> np.ndarray:
     """Embed ``texts`` into a float32 array of L2-normalised rows.
 
-    ``precision`` is the dtype the model runs in (see ``resolve_precision``); the result is always float32.
+    ``precision`` is the dtype the model runs in (see ``resolve_precision``), or ``"onnx"`` / ``"onnx-int8"`` to run an
+    ONNX export under onnxruntime (exported once into ``cache_dir``); the result is always float32.
     A model passed in as an object is used in a copy, never cast in place.
     """
     import torch
+
+    if precision in ONNX_BACKENDS:
+        model = load_embedder(embedder, device="cpu")
+        root = cache_dir if cache_dir not in (None, False) else default_cache_dir()
+        return onnx_embed(list(texts), model, _cache_identity(embedder), precision, root, batch_size=batch_size,
+                          show_progress=show_progress)
 
     dtype = getattr(torch, effective_precision(embedder, precision, device))
     model = load_embedder(embedder, device=device)
@@ -185,7 +201,8 @@ def embed_dataset(
         if cached is not None:
             logger.info("embeddings read from cache %s", path)
             return cached, True
-    vectors = embed_texts(texts, embedder, batch_size=batch_size, device=device, show_progress=show_progress, precision=precision)
+    vectors = embed_texts(texts, embedder, batch_size=batch_size, device=device, show_progress=show_progress, precision=precision,
+                          cache_dir=cache_dir)
     if path is not None:
         write_cached(path, vectors)
     return vectors, False

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from ..params import boolean, check_params, fraction, integer, json_object, one_of, optional, param, passes, string
 from ..qubo import BACKENDS, SOLVERS, check_backend, check_solver
 from ..validation import check_keep
-from .embeddings import PRECISIONS
+from .embeddings import EMBEDDER_BACKENDS, PRECISIONS
 from .registry import AUTO_CANDIDATES, METHODS, candidate_methods
 
 
@@ -66,6 +66,9 @@ class SelectionParams:
                                   provenance=False, recipe="embedding_device")
     precision: str = param("auto", "dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA",
                            check=one_of(lambda: list(PRECISIONS)), choices=lambda: list(PRECISIONS), recipe="embedding_precision")
+    embedder_backend: str = param("torch", "how the embedder runs: torch, or onnx / onnx-int8 under onnxruntime on the CPU "
+                                  "(exported once and cached; needs hf-qselect[onnx])", check=one_of(lambda: list(EMBEDDER_BACKENDS)),
+                                  choices=lambda: list(EMBEDDER_BACKENDS))
     cache_dir: Any = param(None, "embedding cache folder; None = $HF_QSELECT_CACHE or ~/.cache/hf_qselect, False = no cache",
                            check=_cache_dir, parse=optional(str), provenance=False, recipe="embedding_cache_dir", recipe_type=Optional[str])
     show_progress: bool = param(True, "progress bars", check=boolean, provenance=False, recipe="selection_progress")

@@ -1,13 +1,14 @@
 """The record of one selection: what was kept, how, and how long each phase took."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..records import JsonRecord
+
 
 @dataclass
-class SelectionReport:
+class SelectionReport(JsonRecord):
     """What :meth:`InstanceSelector.fit` did. ``to_dict``/``to_json`` for logs, cards and the CLI."""
 
     method: str
@@ -53,12 +54,6 @@ class SelectionReport:
         data["reduction"] = self.reduction
         return data
 
-    def to_json(self, path: str | None = None, indent: int = 2) -> str:
-        text = json.dumps(self.to_dict(), indent=indent, default=str)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
-        return text
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SelectionReport":

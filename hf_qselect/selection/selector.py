@@ -13,7 +13,7 @@ from ..params import DeclaredParams, fraction
 from ..provenance import public_params, public_path
 from ..qubo import AnnealSettings, backend_context, get_solver
 from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, text_values
-from .embeddings import effective_precision, embed_dataset, embedder_name
+from .embeddings import PRECISIONS, effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
 from .params import SelectionParams
 from .quotas import keep_count
@@ -99,7 +99,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
             params["embedder"] = embedder_name(params["embedder"])
         if not isinstance(params["solver"], str):
             params["solver"] = type(params["solver"]).__name__
-        if precision is not None:
+        if precision is not None and precision in PRECISIONS:  # an ONNX backend's tag is recorded as embedder_backend
             params["precision"] = precision
         return public_params(params)
 
@@ -121,7 +121,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         needs_text = embeddings is None and needs_embeddings
         check_columns(ds, label_column=self.label_column, text_column=self.text_column if needs_text else None)
         plan = get_solver(self.solver) if any(s.anneals for s in specs) else None
-        precision = effective_precision(self.embedder, self.precision, self.device) if needs_text else None
+        precision = effective_precision(self.embedder, self.precision, self.device, self.embedder_backend) if needs_text else None
         codes, classes = label_codes(ds[self.label_column], self.label_column)
         fraction(1.0 / len(classes), 1.0, low_open=True)("noise_confidence", self.noise_confidence)
         n_keep = keep_count(keep, len(ds))

@@ -1,7 +1,6 @@
 """``SubnetworkSelector``: choose a subnetwork of a frozen model by selecting its units, never changing a weight."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 

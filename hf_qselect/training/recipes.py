@@ -190,9 +190,10 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
         evaluation = evaluation.rename_column(data_args.label_column, "labels")
     selector = config.make_selector(text_column=data_args.text_column, label_column="labels")
     pruner = config.make_pruner()
+    compressor = config.make_compressor()
     trainer = QSelectTrainer(
         model=model, args=config, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
-        compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner,
+        compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner, compressor=compressor,
     )
     trainer.select_training_data()
     if trainer.selection_report_ is not None:
@@ -209,6 +210,9 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
         if pruner is not None:
             summary["pruning"] = pruner.report_.summary()
             summary["pruning_metrics"] = {"before": pruner.report_.metrics_before, "after": pruner.report_.metrics_after}
+        if compressor is not None:
+            summary["compression"] = compressor.report_.summary()
+            summary["compression_metrics"] = {"before": compressor.report_.metrics_before, "after": compressor.report_.metrics_after}
         if trainer.is_world_process_zero():
             (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     return summary

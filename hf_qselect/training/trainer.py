@@ -21,6 +21,7 @@ from .config import QSelectConfig
 logger = logging.get_logger(__name__)
 
 PRUNING_PNG = "pruning.png"
+COMPRESSION_PNG = "compression.png"
 
 
 class PendingLogCallback(TrainerCallback):
@@ -48,6 +49,8 @@ class QSelectTrainer(Trainer):
         sparsity: zero this fraction of the smallest Linear weights (global magnitude) before training and keep
             them at zero after every optimizer step (the classical half of Liu et al.'s sparse-training scheme).
         prune_at: ``"start"`` prunes then fine-tunes; ``"end"`` fine-tunes, prunes, then trains ``recovery_epochs`` more.
+            The same holds for a ``compressor``, whose int8 modules are quantized once training is over.
+        compressor: an unfitted :class:`~hf_qselect.compression.AnnealingCompressor` (instead of ``pruner``).
         calibration_rows: how many training rows the pruner scores units on.
         evaluate_pruning: with an ``eval_dataset``, evaluate just before and just after pruning (two eval passes);
             the metrics go to ``pruner.report_`` and the model card.
@@ -56,7 +59,7 @@ class QSelectTrainer(Trainer):
 
     def __init__(self, *args, instance_selector: InstanceSelector | None = None, selection_dataset: Dataset | None = None,
                  pruner: Any = None, prune_at: str | None = None, recovery_epochs: float | None = None, calibration_rows: int | None = None,
-                 evaluate_pruning: bool = True, sparsity: float | None = None, **kwargs):
+                 evaluate_pruning: bool = True, sparsity: float | None = None, compressor: Any = None, **kwargs):
         given = inspect.signature(Trainer.__init__).bind_partial(self, *args, **kwargs).arguments
         if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
             raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
@@ -68,6 +71,8 @@ class QSelectTrainer(Trainer):
                 label = "label" if "label" in source.column_names else "labels"
                 instance_selector = config.make_selector(text_column="text", label_column=label)
             pruner = pruner if pruner is not None else config.make_pruner()
+            compressor = compressor if compressor is not None else config.make_compressor()
+        self.compressor = compressor
         self.instance_selector = instance_selector
         self.selection_dataset = selection_dataset
         self.pruner = pruner
@@ -86,6 +91,7 @@ class QSelectTrainer(Trainer):
         self.rows_before_selection_ = len(self.train_dataset) if isinstance(self.train_dataset, Dataset) else None
         self._check_selection_inputs()
         self._check_pruner()
+        self._check_compressor()
         self._pending_logs = PendingLogCallback(self)
         self.add_callback(self._pending_logs)
 
@@ -104,6 +110,25 @@ class QSelectTrainer(Trainer):
         self.pruner.check_params()
         if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
             raise ValueError("pruner= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
+
+    def _check_compressor(self) -> None:
+        if self.compressor is None:
+            return
+        from ..compression import AnnealingCompressor
+        from ..pruning import check_supported
+
+        if not isinstance(self.compressor, AnnealingCompressor):
+            raise TypeError(f"compressor must be an AnnealingCompressor, got {type(self.compressor).__name__}")
+        if self.pruner is not None:
+            raise ValueError("give pruner= or compressor=, not both: the compressor prunes as well (options drop,int8,fp32)")
+        if self.prune_at not in ("start", "end"):
+            raise ValueError(f"prune_at must be 'start' or 'end', got {self.prune_at!r}")
+        if self.prune_at == "end" and not self.recovery_epochs > 0:
+            raise ValueError(f"recovery_epochs must be > 0 when compressing at the end, got {self.recovery_epochs}")
+        check_supported(self.model)
+        self.compressor.check_params()
+        if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
+            raise ValueError("compressor= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
 
     def _selection_source(self) -> Dataset:
         return self.selection_dataset if self.selection_dataset is not None else self.train_dataset
@@ -188,7 +213,7 @@ class QSelectTrainer(Trainer):
         before = self._pruning_metrics("before")
         self.pruner.apply(self.model)
         self.model_wrapped = self.model
-        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones
+        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones (prune_at="start" too)
         report = self.pruner.report_
         report.metrics_before, report.metrics_after = before, self._pruning_metrics("after")
         self.pruning_record_ = {
@@ -210,20 +235,59 @@ class QSelectTrainer(Trainer):
         if self.pruner is not None and self.prune_at == "start":
             self.prune_model()
             self._pending_logs.pending.append(self.pruning_record_)
+        if self.compressor is not None and self.prune_at == "start":
+            self.compress_model(recover=False)
         self.fix_sparsity()
         result = super().train(*args, **kwargs)
         if self.pruner is not None and self.prune_at == "end":
             self.prune_model()
-            history = list(self.state.log_history)
-            epochs = self.args.num_train_epochs
-            self.args.num_train_epochs = self.recovery_epochs  # not dataclasses.replace: that resets accelerate's state
-            try:
-                self._pending_logs.pending.append({**self.pruning_record_, "pruning/recovery_epochs": self.recovery_epochs})
-                result = super().train()
-            finally:
-                self.args.num_train_epochs = epochs
-            self.state.log_history = history + self.state.log_history
+            result = self._recover({**self.pruning_record_, "pruning/recovery_epochs": self.recovery_epochs})
+        if self.compressor is not None and self.prune_at == "end":
+            result = self.compress_model()
+        if self.compressor is not None:
+            self.quantize_model()
         return result
+
+    def _recover(self, record: dict[str, Any]):
+        """Train ``recovery_epochs`` more on the changed model, keeping the earlier log history."""
+        self.model_wrapped = self.model
+        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones
+        history = list(self.state.log_history)
+        epochs = self.args.num_train_epochs
+        self.args.num_train_epochs = self.recovery_epochs  # not dataclasses.replace: that resets accelerate's state
+        try:
+            self._pending_logs.pending.append(record)
+            result = super().train()
+        finally:
+            self.args.num_train_epochs = epochs
+        self.state.log_history = history + self.state.log_history
+        return result
+
+    def compress_model(self, recover: bool = True):
+        """Fit the compressor on ``calibration_rows`` training rows and remove the dropped units; at the end of
+        training (``prune_at="end"``) also train ``recovery_epochs`` more. :meth:`quantize_model` follows training."""
+        rows = self.train_dataset.select(range(min(self.calibration_rows, len(self.train_dataset))))
+        if self.compressor.latency_ms is not None:
+            self.model.to("cpu")
+        self.compressor.fit(self.model, rows)
+        report = self.compressor.report_
+        report.metrics_before = self._pruning_metrics("before")
+        self.compressor.prune(self.model.to(self.args.device))
+        self.model_wrapped = self.model
+        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones
+        record = {"compression/heads_after": sum(report.heads_after), "compression/ffn_after": sum(report.ffn_after),
+                  "compression/int8_modules": report.int8_modules, "compression/when": self.prune_at}
+        if not recover:
+            self._pending_logs.pending.append(record)
+            return None
+        return self._recover({**record, "compression/recovery_epochs": self.recovery_epochs})
+
+    def quantize_model(self) -> None:
+        """After training: quantize the modules the compressor chose int8 (the model then runs on the CPU)."""
+        self.model.to("cpu")
+        self.compressor.quantize(self.model)
+        self.model_wrapped = self.model
+        self.compressor.report_.metrics_after = self._pruning_metrics("after")
 
     def fix_sparsity(self) -> None:
         """Zero the ``sparsity`` fraction of smallest Linear weights and hold them at zero through training (once)."""
@@ -245,8 +309,15 @@ class QSelectTrainer(Trainer):
             self.write_model_card(self.args.output_dir, model_name=kwargs.get("model_name"))
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model; the card and the pruning heat-map are written on a final save, not on every checkpoint."""
-        super().save_model(output_dir, _internal_call=_internal_call)
+        """Save the model; the card and the pruning heat-map are written on a final save, not on every checkpoint.
+        A quantized model is written as :func:`hf_qselect.compression.save_compressed` stores it (int8 as int8)."""
+        from ..compression import quantized_modules, write_compressed
+
+        if quantized_modules(self.model):
+            if self.is_world_process_zero():
+                write_compressed(self.model, output_dir or self.args.output_dir, self.processing_class)
+        else:
+            super().save_model(output_dir, _internal_call=_internal_call)
         if self.is_world_process_zero() and not _internal_call:
             self.write_model_card(output_dir or self.args.output_dir)
 
@@ -265,6 +336,8 @@ class QSelectTrainer(Trainer):
             "rows_before": self.rows_before_selection_,
             "pruning": pruning,
             "sparsity": self.sparsity_record_,
+            "compression": ({**self.compressor.report_.to_dict(), "when": self.prune_at, "recovery_epochs": self.recovery_epochs}
+                            if self.compressor is not None and hasattr(self.compressor, "report_") else None),
             "training": {
                 "training rows": len(self.train_dataset) if self.train_dataset is not None else None,
                 "epochs": self.args.num_train_epochs, "learning rate": self.args.learning_rate,
@@ -280,5 +353,8 @@ class QSelectTrainer(Trainer):
         if self.pruner is not None and hasattr(self.pruner, "report_"):
             self.pruner.plot(Path(output_dir) / PRUNING_PNG)
             self.pruner.report_.to_json(str(Path(output_dir) / "pruning_report.json"))
+        if self.compressor is not None and hasattr(self.compressor, "report_"):
+            self.compressor.plot(Path(output_dir) / COMPRESSION_PNG)
+            self.compressor.report_.to_json(str(Path(output_dir) / "compression_report.json"))
         render_model_card(**self.model_card_values(model_name)).save(str(path))
         return path

@@ -1,0 +1,129 @@
+"""What the compressor chooses between: droppable units (heads, FFN blocks) and quantizable Linear modules.
+
+Per encoder layer there are four modules, each one precision choice: ``qkv`` (query, key and value together),
+``attention_output``, ``intermediate`` and ``output``. A head owns ``3 * head_size`` rows of ``qkv`` and
+``head_size`` columns of ``attention_output``; an FFN block owns ``ffn_block`` rows of ``intermediate`` and as
+many columns of ``output``. The pooler's dense Linear, where the model has one, is a fifth kind of module with no
+units (a precision choice only). Every layer keeps its most important head and FFN block (those units have only the
+``keep`` option), so no layer is emptied and the layer count stays as it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+ROLES = ("qkv", "attention_output", "intermediate", "output")
+POOLER = "pooler"
+LINEARS = {"qkv": ("attention.self.query", "attention.self.key", "attention.self.value"),
+           "attention_output": ("attention.output.dense",), "intermediate": ("intermediate.dense",), "output": ("output.dense",)}
+
+
+@dataclass
+class Unit:
+    """A head (``members``: its head index) or an FFN block (``members``: its neuron indices) of one layer."""
+
+    kind: str  # "head" | "ffn"
+    layer: int
+    members: np.ndarray
+    droppable: bool = True
+
+
+@dataclass
+class Module:
+    """One precision choice: the Linears of ``role`` in ``layer`` and, per unit it holds, that unit's weights/biases."""
+
+    layer: int
+    role: str
+    linears: tuple[str, ...]  # names relative to the model
+    units: list[int] = field(default_factory=list)  # indices into Layout.units
+    unit_weights: list[int] = field(default_factory=list)  # weight elements of each unit in this module
+    unit_biases: list[int] = field(default_factory=list)
+    fixed_biases: int = 0  # bias elements that no unit owns (output-side biases of column-sliced Linears)
+    fixed_weights: int = 0  # weight elements that no unit owns (a module without units: the pooler)
+
+
+@dataclass
+class Layout:
+    units: list[Unit]
+    modules: list[Module]
+    layer_prefix: str  # e.g. "bert.encoder.layer"
+    n_layers: int
+    head_size: int
+
+    def module_names(self, module: Module) -> list[str]:
+        if module.role == POOLER:
+            return list(module.linears)
+        return [f"{self.layer_prefix}.{module.layer}.{name}" for name in module.linears]
+
+    @property
+    def layer_modules(self) -> list[Module]:
+        return [m for m in self.modules if m.role != POOLER]
+
+
+def build_layout(model, ffn_block: int) -> Layout:
+    """The units and modules of a BERT-family ``model``, every unit droppable (see :func:`keep_best`)."""
+    from ..pruning import encoder_layers, shape_of
+
+    shape = shape_of(model)
+    size = model.config.hidden_size // model.config.num_attention_heads
+    hidden = shape.hidden_size
+    layers = encoder_layers(model)
+    prefix = next(name for name, module in model.named_modules() if module is layers)
+    units: list[Unit] = []
+    modules: list[Module] = []
+    for l, (heads, width) in enumerate(zip(shape.heads_per_layer, shape.ffn_per_layer)):
+        head_ids = list(range(len(units), len(units) + heads))
+        units += [Unit("head", l, np.array([h])) for h in range(heads)]
+        blocks = [np.arange(start, min(start + ffn_block, width)) for start in range(0, width, ffn_block)]
+        ffn_ids = list(range(len(units), len(units) + len(blocks)))
+        units += [Unit("ffn", l, b) for b in blocks]
+        modules.append(Module(l, "qkv", LINEARS["qkv"], head_ids, [3 * size * hidden] * heads, [3 * size] * heads))
+        modules.append(Module(l, "attention_output", LINEARS["attention_output"], head_ids, [size * hidden] * heads, [0] * heads, hidden))
+        modules.append(Module(l, "intermediate", LINEARS["intermediate"], ffn_ids, [len(b) * hidden for b in blocks], [len(b) for b in blocks]))
+        modules.append(Module(l, "output", LINEARS["output"], ffn_ids, [len(b) * hidden for b in blocks], [0] * len(blocks), hidden))
+    pooler = getattr(getattr(model, "base_model", model), "pooler", None)
+    dense = getattr(pooler, "dense", None)
+    if isinstance(dense, nn.Linear):
+        name = next(n for n, m in model.named_modules() if m is dense)
+        modules.append(Module(len(layers), POOLER, (name,), [], [], [], dense.out_features if dense.bias is not None else 0,
+                              dense.weight.numel()))
+    return Layout(units=units, modules=modules, layer_prefix=prefix, n_layers=len(layers), head_size=size)
+
+
+def keep_best(layout: Layout, drop: np.ndarray | None = None) -> Layout:
+    """Make the head and the FFN block of each layer with the largest drop loss (the first, without ``drop``)
+    keep-only, so no layer is emptied."""
+    for l in range(layout.n_layers):
+        for kind in ("head", "ffn"):
+            members = [i for i, u in enumerate(layout.units) if u.layer == l and u.kind == kind]
+            best = members[int(np.argmax(drop[members]))] if drop is not None else members[0]
+            for i in members:
+                layout.units[i].droppable = i != best
+    return layout
+
+
+@dataclass
+class Choice:
+    """An answer: which units stay and which modules are int8."""
+
+    keep: np.ndarray  # bool per unit
+    int8: np.ndarray  # bool per module
+
+    def kept_heads(self, layout: Layout) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {l: [] for l in range(layout.n_layers)}
+        for unit, kept in zip(layout.units, self.keep):
+            if kept and unit.kind == "head":
+                out[unit.layer].append(int(unit.members[0]))
+        return out
+
+    def kept_neurons(self, layout: Layout) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {l: [] for l in range(layout.n_layers)}
+        for unit, kept in zip(layout.units, self.keep):
+            if kept and unit.kind == "ffn":
+                out[unit.layer].extend(int(n) for n in unit.members)
+        return out
+
+    def int8_linears(self, layout: Layout) -> list[str]:
+        return [name for module, q in zip(layout.modules, self.int8) if q for name in layout.module_names(module)]

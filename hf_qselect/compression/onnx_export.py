@@ -1,0 +1,97 @@
+"""ONNX export of a (compressed) model that runs under onnxruntime, and ``pipeline()`` through optimum, without hf_qselect.
+
+The int8 modules cannot be traced as they are; the exporter traces an fp32 copy (int8 weights dequantized, so
+the fp32 graph carries exactly the rounded weights) and onnxruntime's dynamic quantization then makes the
+same modules' MatMuls int8 again (``nodes_to_quantize``), leaving the fp32 choices fp32.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .quantize import QUANTIZED_LINEAR
+
+ONNX_FILE = "model.onnx"
+
+
+def dequantized_copy(model) -> tuple[nn.Module, list[str]]:
+    """An fp32 copy of ``model`` with each dynamic int8 Linear replaced by an ``nn.Linear`` of its rounded weights."""
+    names = [name for name, module in model.named_modules() if isinstance(module, QUANTIZED_LINEAR)]
+    plain = copy.deepcopy(model)
+    for name in names:
+        module = plain.get_submodule(name)
+        weight, bias = module._packed_params._weight_bias()
+        linear = nn.Linear(module.in_features, module.out_features, bias=bias is not None)
+        with torch.no_grad():
+            linear.weight.copy_(weight.dequantize())
+            if bias is not None:
+                linear.bias.copy_(bias)
+        parent, _, child = name.rpartition(".")
+        setattr(plain.get_submodule(parent) if parent else plain, child, linear)
+    return plain.eval(), names
+
+
+def onnx_module_name(node_name: str) -> str:
+    """``/bert/encoder/layer.0/attention/self/query/MatMul`` -> ``bert.encoder.layer.0.attention.self.query``."""
+    return node_name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+
+
+def check_onnx_available() -> None:
+    """Raise naming the extra unless onnx and onnxruntime import."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"ONNX export needs onnx and onnxruntime ({err.name} is missing): pip install 'hf-qselect[onnx]'") from err
+
+
+def export_onnx(model, directory: str | Path, tokenizer=None, *, overwrite: bool = False, opset: int = 17) -> Path:
+    """Write ``model.onnx`` (int8 where ``model`` is int8), ``config.json`` and the tokenizer to ``directory``."""
+    check_onnx_available()
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ..output_dir import check_output_dir, staged_output
+
+    target = check_output_dir(directory, overwrite=overwrite, flag="overwrite=True", what="ONNX folder")
+    plain, int8 = dequantized_copy(model)
+    with_types = getattr(model.config, "type_vocab_size", 0) > 1 or (tokenizer is not None and "token_type_ids" in tokenizer.model_input_names)
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])
+    example = {name: torch.ones(2, 8, dtype=torch.long) for name in names}
+    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
+    with staged_output(target) as staging, tempfile.TemporaryDirectory() as scratch:
+        fp32_path = Path(scratch) / "fp32.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(plain, (), str(fp32_path), kwargs=example, input_names=names, output_names=["logits"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        if int8:
+            graph = onnx.load(str(fp32_path))
+            wanted = set(int8)
+            nodes = [n.name for n in graph.graph.node if n.op_type in ("MatMul", "Gemm") and onnx_module_name(n.name) in wanted]
+            if len(nodes) != len(wanted):
+                raise RuntimeError(f"found {len(nodes)} ONNX MatMuls for {len(wanted)} int8 modules; the graph's names changed")
+            quantize_dynamic(str(fp32_path), str(staging / ONNX_FILE), weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
+        else:
+            fp32_path.replace(staging / ONNX_FILE)
+        config = copy.deepcopy(model.config)
+        config.save_pretrained(staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+    return target
+
+
+def onnx_session(directory: str | Path, threads: int | None = None):
+    """An onnxruntime CPU session of ``directory/model.onnx``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(Path(directory) / ONNX_FILE), options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,107 @@
+"""Compressed models on disk: int8 weights stored as int8 (with their scale), everything else as it is, the
+pruning plan and the int8 module list in ``config.json``; and ``hf-qselect compress``'s load-fit-apply."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .quantize import QUANTIZED_LINEAR, quantize_linears
+
+WEIGHTS = "model.safetensors"
+COMPRESSION_KEY = "hf_qselect_compression"
+INT8, SCALE, ZERO = ".weight_int8", ".weight_scale", ".weight_zero_point"
+
+
+def compressed_state(model) -> dict[str, torch.Tensor]:
+    """The model's tensors: quantized Linears as int8 weight + scale + zero point + fp32 bias."""
+    quantized = {name: module for name, module in model.named_modules() if isinstance(module, QUANTIZED_LINEAR)}
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if any(name.startswith(q + ".") for q in quantized) or not isinstance(tensor, torch.Tensor) or tensor.is_quantized:
+            continue
+        state[name] = tensor.detach().contiguous()
+    for name, module in quantized.items():
+        weight, bias = module._packed_params._weight_bias()
+        if weight.qscheme() != torch.per_tensor_affine and weight.qscheme() != torch.per_tensor_symmetric:
+            raise ValueError(f"{name} is quantized per channel; save_compressed stores per-tensor int8 only")
+        state[name + INT8] = weight.int_repr().contiguous()
+        state[name + SCALE] = torch.tensor([weight.q_scale()], dtype=torch.float64)
+        state[name + ZERO] = torch.tensor([weight.q_zero_point()], dtype=torch.int64)
+        if bias is not None:
+            state[name + ".bias"] = bias.detach().contiguous()
+    return state
+
+
+def save_compressed(model, directory: str | Path, tokenizer=None, *, overwrite: bool = False) -> Path:
+    """Write ``model`` (pruned and/or int8, or plain) to ``directory``: ``config.json``, ``model.safetensors`` and
+    the tokenizer. A non-empty folder needs ``overwrite=True``; the folder is replaced atomically."""
+    from ..output_dir import check_output_dir, staged_output
+
+    target = check_output_dir(directory, overwrite=overwrite, flag="overwrite=True", what="compressed model folder")
+    with staged_output(target) as staging:
+        write_compressed(model, staging, tokenizer)
+    return target
+
+
+def write_compressed(model, folder: str | Path, tokenizer=None) -> Path:
+    """Write the files of :func:`save_compressed` into ``folder`` (no checks, not atomic: for callers that stage)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    quantized = sorted(name for name, module in model.named_modules() if isinstance(module, QUANTIZED_LINEAR))
+    state = compressed_state(model)
+    recorded = dict(getattr(model.config, COMPRESSION_KEY, None) or {})
+    recorded["int8"] = quantized
+    setattr(model.config, COMPRESSION_KEY, recorded)
+    model.config.save_pretrained(folder)
+    save_file(state, str(folder / WEIGHTS), metadata={"format": "pt", "writer": "hf_qselect.compression"})
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    return folder
+
+
+def load_compressed(directory: str | Path, model_class=None):
+    """Rebuild what :func:`save_compressed` wrote: same shapes, same int8 modules, identical logits."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from ..pruning import check_model_dir, pruned_skeleton
+
+    path = check_model_dir(directory)
+    if not (path / WEIGHTS).exists():
+        raise FileNotFoundError(f"{path} has no {WEIGHTS}")
+    config = AutoConfig.from_pretrained(path)
+    model = pruned_skeleton(config, model_class or AutoModelForSequenceClassification)
+    state = load_file(str(path / WEIGHTS))
+    int8 = list((getattr(config, COMPRESSION_KEY, None) or {}).get("int8", []))
+    absent = [name for name in int8 if name + INT8 not in state]
+    if absent:
+        raise ValueError(f"{path / WEIGHTS} lacks the int8 weights of {absent[:3]} that config.json lists")
+    plain = {k: v for k, v in state.items() if not k.endswith((INT8, SCALE, ZERO)) and not any(k == n + ".bias" for n in int8)}
+    missing, unexpected = model.load_state_dict(plain, strict=False)
+    missing = [m for m in missing if not m.endswith("position_ids") and not any(m.startswith(n + ".") for n in int8)]
+    if missing or unexpected:
+        raise ValueError(f"{path / WEIGHTS} does not match the model's structure: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    quantize_linears(model, int8)
+    for name in int8:
+        weight = torch._make_per_tensor_quantized_tensor(state[name + INT8], float(state[name + SCALE][0]), int(state[name + ZERO][0]))
+        model.get_submodule(name).set_weight_bias(weight, state.get(name + ".bias"))
+    return model.eval()
+
+
+def compress_saved_model(model_dir: str | Path, data: str, compressor, *, text_column: str = "text", label_column: str = "label",
+                         calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
+    """Load ``model_dir``, fit ``compressor`` on calibration rows of ``data`` and apply it. Returns ``(model, tokenizer, rows)``."""
+    from transformers import AutoConfig
+
+    from ..pruning import calibration_rows_of, check_model_dir
+
+    config = AutoConfig.from_pretrained(check_model_dir(model_dir))
+    if (getattr(config, COMPRESSION_KEY, None) or {}).get("int8"):
+        raise ValueError(f"{model_dir} is already quantized ({len(config.hf_qselect_compression['int8'])} int8 modules); compress the fp32 model instead")
+    model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
+                                                 calibration_rows=calibration_rows, max_length=max_length, seed=seed)
+    compressor.fit(model, rows).apply(model)
+    return model, tokenizer, rows

@@ -1,0 +1,142 @@
+"""What each choice is estimated to cost in loss, measured on calibration rows.
+
+* dropping a unit: the first-order estimate ``E|dL/d m|`` for a gate ``m = 1`` on the unit's output, a head or a
+  whole FFN block (one gate for the block: summing its neurons' ``|dL/dm|`` instead would count 64 neurons'
+  gradients that largely cancel as if they added up, and make every block look far costlier than a head);
+* quantizing a module to int8: ``1/2 sum_w F_w (w - Q(w))^2`` over the weights each unit owns in it, with
+  ``F`` the diagonal empirical Fisher (squared per-batch gradients times the batch size) and ``Q`` exactly the
+  per-tensor symmetric int8 rounding ``quantize_dynamic`` applies (HAWQ's Hessian-weighted perturbation,
+  diagonal and per unit, so that dropping a unit also removes its share of the error).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from .layout import Layout
+
+
+@dataclass
+class Sensitivity:
+    drop: np.ndarray  # per unit
+    quant: list[np.ndarray]  # per module, aligned with module.units
+    batches: int
+    quant_fixed: np.ndarray | None = None  # per module: the error of weights no unit owns (the pooler's)
+
+    def __post_init__(self) -> None:
+        if self.quant_fixed is None:
+            self.quant_fixed = np.zeros(len(self.quant))
+
+
+def int8_rounding(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` after the int8 round trip ``quantize_dynamic`` applies (its default weight observer)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        observer = torch.ao.quantization.default_dynamic_qconfig.weight()
+    observer(weight.detach().float())
+    scale, zero_point = observer.calculate_qparams()
+    return torch.fake_quantize_per_tensor_affine(weight.detach().float(), float(scale), int(zero_point), observer.quant_min, observer.quant_max)
+
+
+def gate_hooks(model, layout: Layout, head_gates: list[torch.Tensor], block_gates: list[torch.Tensor]) -> list:
+    """Forward hooks multiplying each head's output and each FFN block's activations by a gate (ones)."""
+    from ..pruning import encoder_layers
+
+    size = layout.head_size
+    handles = []
+    for l, layer in enumerate(encoder_layers(model)):
+        members = [u.members for u in layout.units if u.layer == l and u.kind == "ffn"]
+        block_of = torch.as_tensor(np.concatenate([np.full(len(m), i) for i, m in enumerate(members)]), device=head_gates[l].device)
+
+        def attention(module, args, output, gate=head_gates[l]):
+            out = output[0]
+            b, t, _ = out.shape
+            return ((out.view(b, t, len(gate), size) * gate.view(1, 1, -1, 1)).view(b, t, -1), *output[1:])
+
+        def ffn(module, args, output, gate=block_gates[l], index=block_of):
+            return output * gate[index]
+
+        handles.append(layer.attention.self.register_forward_hook(attention))
+        handles.append(layer.intermediate.register_forward_hook(ffn))
+    return handles
+
+
+def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], batch_size: int,
+                  show_progress: bool) -> tuple[np.ndarray, dict[str, torch.Tensor], int]:
+    """One pass over ``dataset``: per unit ``sum_batches |dL/d gate|`` (heads and whole FFN blocks gated alike), and
+    the named Linears' squared per-batch weight gradients times the batch size (the diagonal empirical Fisher)."""
+    from ..pruning import calibration_batches
+
+    device = next(model.parameters()).device
+    head_gates = [torch.ones(sum(1 for u in layout.units if u.layer == l and u.kind == "head"), device=device, requires_grad=True)
+                  for l in range(layout.n_layers)]
+    block_gates = [torch.ones(sum(1 for u in layout.units if u.layer == l and u.kind == "ffn"), device=device, requires_grad=True)
+                   for l in range(layout.n_layers)]
+    weights = {name: model.get_submodule(name).weight for name in names}
+    flags = {name: w.requires_grad for name, w in weights.items()}
+    fisher = {name: torch.zeros_like(w) for name, w in weights.items()}
+    gates = np.zeros(len(layout.units))
+    order = [i for l in range(layout.n_layers) for kind in ("head", "ffn") for i, u in enumerate(layout.units) if u.layer == l and u.kind == kind]
+    handles = gate_hooks(model, layout, head_gates, block_gates)
+    was_training = model.training
+    model.eval()
+    count = 0
+    try:
+        for w in weights.values():
+            w.requires_grad_(True)
+        n_batches = -(-len(dataset) // batch_size)
+        for batch in tqdm(calibration_batches(dataset, batch_size, device), total=n_batches, desc="compression sensitivity", disable=not show_progress):
+            loss = model(**batch).loss
+            gate_list = [g for pair in zip(head_gates, block_gates) for g in pair]
+            grads = torch.autograd.grad(loss, gate_list + list(weights.values()))
+            gates[order] += torch.cat([g.abs() for g in grads[: len(gate_list)]]).detach().cpu().numpy()
+            rows = len(batch["labels"])
+            for name, g in zip(weights, grads[len(gate_list):]):
+                fisher[name] += g.detach() ** 2 * rows
+            count += 1
+    finally:
+        for handle in handles:
+            handle.remove()
+        for name, w in weights.items():
+            w.requires_grad_(flags[name])
+        model.train(was_training)
+    return gates, {name: f / max(count, 1) for name, f in fisher.items()}, count
+
+
+def unit_slices(layout: Layout, module_index: int) -> list[tuple[slice | np.ndarray, bool]]:
+    """Per unit of a module: the rows (``True``) or columns (``False``) of its Linears that unit owns."""
+    module = layout.modules[module_index]
+    outputs = module.role in ("qkv", "intermediate")
+    out = []
+    for u in module.units:
+        unit = layout.units[u]
+        if unit.kind == "head":
+            h = int(unit.members[0])
+            out.append((slice(h * layout.head_size, (h + 1) * layout.head_size), outputs))
+        else:
+            out.append((np.asarray(unit.members), outputs))
+    return out
+
+
+def measure_sensitivity(model, dataset: Dataset, layout: Layout, batch_size: int, show_progress: bool) -> Sensitivity:
+    """Drop and int8 costs of every unit and module, from one gradient pass over ``dataset``."""
+    names = [name for module in layout.modules for name in layout.module_names(module)]
+    gates, fisher, batches = gradient_pass(model, dataset, layout, names, batch_size, show_progress)
+    drop = gates / max(batches, 1)
+    quant, fixed = [], np.zeros(len(layout.modules))
+    for m, module in enumerate(layout.modules):
+        errors = np.zeros(len(module.units))
+        for name in layout.module_names(module):
+            weight = model.get_submodule(name).weight.detach().float()
+            weighted = 0.5 * fisher[name] * (weight - int8_rounding(weight)) ** 2
+            if not module.units:
+                fixed[m] += float(weighted.sum())
+            for j, (index, rows) in enumerate(unit_slices(layout, m)):
+                errors[j] += float(weighted[index].sum() if rows else weighted[:, index].sum())
+        quant.append(errors)
+    return Sensitivity(drop=drop, quant=quant, batches=batches, quant_fixed=fixed)
