@@ -179,11 +179,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple
         default = defaults.get(f.name, f.default)
         if isinstance(f.default, bool):
             action = "store_false" if f.default is True else "store_true"
-            parser.add_argument(flag, dest=f.name, action=action, default=default, help=f.metadata["help"])
+            parser.add_argument(flag, dest=f.name, action=action, default=default, help=help_text(f.metadata["help"]))
             continue
         choices = f.metadata["choices"]() if f.metadata["choices"] else None
         parser.add_argument(flag, dest=f.name, type=_parser_of(f), default=default, choices=choices,
-                            help=f"{f.metadata['help']} (default: {default})")
+                            help=help_text(f"{f.metadata['help']} (default: {default})"))
 
 
 def from_cli(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
@@ -237,6 +237,11 @@ def _recipe_type(f: dataclasses.Field) -> Any:
     return Optional[kind] if f.default is None else kind
 
 
+def help_text(text: str) -> str:
+    """``text`` for argparse, which formats help with ``%``: a literal ``%`` (as in ``'25%'``) is doubled."""
+    return text.replace("%", "%%")
+
+
 def recipe_dataclass(cls: type, name: str, doc: str) -> type:
     """The recipe dataclass of ``cls``: one field per declared field offered to recipes, under its recipe key.
 
@@ -248,8 +253,8 @@ def recipe_dataclass(cls: type, name: str, doc: str) -> type:
         if key is None:
             continue
         choices = f.metadata["choices"]
-        help_text = f.metadata["help"] + (f" ({', '.join(map(str, choices()))})" if choices else "")
-        made.append((key, _recipe_type(f), dataclasses.field(default=f.default, metadata={"help": help_text})))
+        text = f.metadata["help"] + (f" ({', '.join(map(str, choices()))})" if choices else "")
+        made.append((key, _recipe_type(f), dataclasses.field(default=f.default, metadata={"help": help_text(text)})))
         keys[key] = f.name
     made_cls = dataclasses.make_dataclass(name, made)
     made_cls.__doc__ = doc

@@ -125,3 +125,17 @@ def test_every_declared_flag_is_unique():
     for cls in (SelectionParams, PruningParams):
         flags = [cli_flag(f) for f in fields(cls) if cli_flag(f)]
         assert len(flags) == len(set(flags))
+
+
+@pytest.mark.parametrize("command", ["select", "publish", "prune", "compress", "subnetwork", "diagnose", "compare", "train"])
+def test_every_command_prints_its_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args([command, "--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_recipe_help_renders_a_percent_sign():
+    from transformers import HfArgumentParser
+
+    text = HfArgumentParser(RECIPE_DATACLASSES).format_help()
+    assert "'25%'" in text and "size_budget" in text
