@@ -65,7 +65,8 @@ bench-diagnostics: $(VENV)/.installed
 	$(PY) benchmarks/diagnostics.py --steps 0,50,200 --seeds 3
 
 bench-compression: $(VENV)/.installed
-	$(PY) benchmarks/compression.py --datasets vader_nyt,rotten_tomatoes --seeds 0,1,2 --budgets 25%,20%
+	$(PY) benchmarks/compression.py --datasets vader_nyt,rotten_tomatoes --seeds 0,1,2 --budgets 25%,20% --latency-budgets 30
+	$(PY) benchmarks/compression.py --fit-only --datasets vader_nyt,rotten_tomatoes --seeds 0,1,2 --budgets 25%,20% --latency-budgets 30 --name compression_fits
 
 bench-embedding: $(VENV)/.installed
 	$(PY) benchmarks/embedding.py --datasets vader_nyt,rotten_tomatoes,convention_2012 --backends torch,onnx,onnx-int8 --probe-repeats 1 --timed-rows 500

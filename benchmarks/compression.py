@@ -130,6 +130,45 @@ def run_seed(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> d
     return rows
 
 
+def fit_only(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> dict[str, dict]:
+    """The fine-tuned model and every compressor fitted on the same 256 rows the trainer would use: the estimated
+    loss and the modelled cost of each answer, without training or timing the results."""
+    from hf_qselect.compression import AnnealingCompressor
+    from hf_qselect.selection.embeddings import default_embedder
+
+    data, _ = split(dataset, seed, args.train_rows, args.test_rows, work / "data")
+    train(args.model or default_embedder(), work / "base", args.epochs, seed, data)
+    model = load_pruned(work / "base").eval()
+    tokenizer = AutoTokenizer.from_pretrained(work / "base")
+    rows = load_data(data)["train"]
+    rows = rows.select(range(min(256, len(rows)))).map(lambda b: tokenizer(b["text"], truncation=True, max_length=64), batched=True)
+    budgets = args.budgets.split(",")
+    runs = [(f"{m} {b}", dict(method=m, budget=b)) for b in budgets for m in ("greedy", "qubo")]
+    runs += [(f"{m} {float(ms):g}ms", dict(method=m, latency_ms=float(ms))) for ms in filter(None, args.latency_budgets.split(","))
+             for m in ("greedy", "qubo")]
+    out = {}
+    for name, options in runs:
+        report = AnnealingCompressor(seed=seed, show_progress=False, **options).fit(model, rows).report_
+        out[name] = {"loss": report.drop_loss + report.quant_loss, "cost": report.cost_after, "limit": report.limit}
+        print(f"[{dataset} seed {seed}] {name}: estimated loss {out[name]['loss']:.5f}, modelled cost {report.cost_after:.4g}",
+              file=sys.stderr, flush=True)
+    return out
+
+
+def render_fit_only(results: dict) -> str:
+    lines = ["| dataset | budget | greedy: estimated loss | QUBO: estimated loss | QUBO lower / equal / higher (runs) |", "|---|---|---|---|---|"]
+    for dataset, per_seed in results.items():
+        names = list(next(iter(per_seed.values())))
+        for budget in dict.fromkeys(n.split(" ", 1)[1] for n in names):
+            greedy = [r[f"greedy {budget}"]["loss"] for r in per_seed.values()]
+            qubo = [r[f"qubo {budget}"]["loss"] for r in per_seed.values()]
+            lower = sum(q < g - 1e-12 for q, g in zip(qubo, greedy))
+            higher = sum(q > g + 1e-12 for q, g in zip(qubo, greedy))
+            lines.append(f"| {dataset} | {budget} | {statistics.mean(greedy):.5f} | {statistics.mean(qubo):.5f} | "
+                         f"{lower} / {len(qubo) - lower - higher} / {higher} |")
+    return "\n".join(lines) + "\n"
+
+
 def mean_std(values: list[float], digits: int = 2) -> str:
     return f"{statistics.mean(values):.{digits}f}" + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
@@ -206,9 +245,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="", help="model to fine-tune first (default: the packaged MiniLM)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="compression")
+    parser.add_argument("--fit-only", action="store_true", help="only fine-tune and fit: estimated loss and modelled cost per answer")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="hfq-compress-"))
+    if args.fit_only:
+        found = {d: {s: fit_only(args, d, int(s), work / f"{i}_{Path(d).stem}" / f"seed{s}") for s in args.seeds.split(",")}
+                 for i, d in enumerate(args.datasets.split(","))}
+        table = render_fit_only(found)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / f"{args.name}.md").write_text(table)
+        (Path(args.out) / f"{args.name}.json").write_text(json.dumps({"args": vars(args), "results": found}, indent=1))
+        print(table)
+        return
     results = {d: {s: run_seed(args, d, int(s), work / f"{i}_{Path(d).stem}" / f"seed{s}") for s in args.seeds.split(",")}
                for i, d in enumerate(args.datasets.split(","))}
     table, summary = render(vars(args), results)

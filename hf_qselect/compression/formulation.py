@@ -208,8 +208,15 @@ def greedy(form: Formulation, limit: float) -> Choice:
     """int8 everywhere allowed; drop the unit that loses least per cost saved until the budget holds; then fall back
     to fp32 the modules whose error is largest per cost while the budget still holds (as Intel Neural Compressor's
     fall-back), and re-add what fits."""
+    choice = Choice(np.ones(len(form.layout.units), bool), form.vars.module[:, 0] >= 0)
+    return fill(form, shed(form, choice, limit), limit)[0]
+
+
+def shed(form: Formulation, choice: Choice, limit: float) -> Choice:
+    """Drop, one at a time, the kept unit that loses least per cost saved, until ``choice`` fits ``limit`` (or nothing
+    droppable is left)."""
     layout, cost = form.layout, form.cost
-    choice = Choice(np.ones(len(layout.units), bool), form.vars.module[:, 0] >= 0)
+    choice = Choice(choice.keep.copy(), choice.int8.copy())
     droppable = form.vars.unit[:, 0] >= 0
     while cost.evaluate(layout, choice) > limit:
         current, base_loss = cost.evaluate(layout, choice), form.loss(choice)
@@ -224,4 +231,4 @@ def greedy(form: Formulation, limit: float) -> Choice:
         if best is None:
             break
         choice = best
-    return fill(form, choice, limit)[0]
+    return choice
