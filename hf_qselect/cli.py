@@ -216,7 +216,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
     out, compressor = model_command(args, AnnealingCompressor)
     if args.onnx:
-        from .compression.onnx_export import check_onnx_available
+        from .onnx_io import check_onnx_available
 
         check_onnx_available()
     from .compression.saved import compress_saved_model, write_compressed

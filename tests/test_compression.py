@@ -138,6 +138,25 @@ def test_save_and_load_give_identical_logits(tokenizer, sentences, calibration, 
     assert load_compressed(tmp_path / "c") is not None  # the refusal left the folder whole
 
 
+def test_an_interrupted_overwrite_leaves_the_old_compressed_folder_whole(tokenizer, sentences, calibration, tmp_path, monkeypatch):
+    model = tiny_bert(tokenizer)
+    compressor(budget="30%").fit(model, calibration).apply(model)
+    save_compressed(model, tmp_path / "c", tokenizer)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("safetensors.torch.save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_compressed(tiny_bert(tokenizer, seed=1), tmp_path / "c", tokenizer, overwrite=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # no staging folder left behind
+    x = inputs(tokenizer, sentences)
+    with torch.no_grad():
+        assert torch.equal(load_compressed(tmp_path / "c")(**x).logits, model(**x).logits)
+
+
 def test_uneven_ffn_widths_round_trip_through_load_pruned(tokenizer, sentences, tmp_path):
     from hf_qselect.pruning import apply_plan, load_pruned
 

@@ -44,18 +44,12 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
 
     def fit(self, model, calibration_dataset: Dataset) -> "AnnealingCompressor":
         """Measure the costs and sensitivities on ``calibration_dataset`` (tokenized, with labels) and choose."""
-        from ..pruning import check_supported, label_column, shape_of
+        from ..pruning import check_calibration, check_supported, shape_of
 
         self.check_params()
         check_supported(model)
         check_not_quantized(model)
-        if not isinstance(calibration_dataset, Dataset):
-            raise TypeError(f"calibration_dataset must be a tokenized datasets.Dataset, got {type(calibration_dataset).__name__}")
-        label_column(calibration_dataset)
-        if "input_ids" not in calibration_dataset.column_names:
-            raise KeyError(f"the calibration dataset must be tokenized: no 'input_ids' column (columns: {calibration_dataset.column_names})")
-        if len(calibration_dataset) == 0:
-            raise ValueError("the calibration dataset is empty")
+        check_calibration(calibration_dataset)
         target = self.target()
         device = next(model.parameters()).device
         if target.kind == "latency" and device.type != "cpu":

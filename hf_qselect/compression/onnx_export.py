@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import copy
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..onnx_io import check_onnx_available, cpu_session, quantize_int8, trace
 from .quantize import QUANTIZED_LINEAR
 
 ONNX_FILE = "model.onnx"
@@ -41,20 +41,10 @@ def onnx_module_name(node_name: str) -> str:
     return node_name.strip("/").rsplit("/", 1)[0].replace("/", ".")
 
 
-def check_onnx_available() -> None:
-    """Raise naming the extra unless onnx and onnxruntime import."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as err:
-        raise ImportError(f"ONNX export needs onnx and onnxruntime ({err.name} is missing): pip install 'hf-qselect[onnx]'") from err
-
-
 def export_onnx(model, directory: str | Path, tokenizer=None, *, overwrite: bool = False, opset: int = 17) -> Path:
     """Write ``model.onnx`` (int8 where ``model`` is int8), ``config.json`` and the tokenizer to ``directory``."""
     check_onnx_available()
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from ..output_dir import check_output_dir, staged_output
 
@@ -62,21 +52,15 @@ def export_onnx(model, directory: str | Path, tokenizer=None, *, overwrite: bool
     plain, int8 = dequantized_copy(model)
     with_types = getattr(model.config, "type_vocab_size", 0) > 1 or (tokenizer is not None and "token_type_ids" in tokenizer.model_input_names)
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])
-    example = {name: torch.ones(2, 8, dtype=torch.long) for name in names}
-    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
     with staged_output(target) as staging, tempfile.TemporaryDirectory() as scratch:
-        fp32_path = Path(scratch) / "fp32.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(plain, (), str(fp32_path), kwargs=example, input_names=names, output_names=["logits"],
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        fp32_path = trace(plain, Path(scratch) / "fp32.onnx", names, "logits", opset)
         if int8:
             graph = onnx.load(str(fp32_path))
             wanted = set(int8)
             nodes = [n.name for n in graph.graph.node if n.op_type in ("MatMul", "Gemm") and onnx_module_name(n.name) in wanted]
             if len(nodes) != len(wanted):
                 raise RuntimeError(f"found {len(nodes)} ONNX MatMuls for {len(wanted)} int8 modules; the graph's names changed")
-            quantize_dynamic(str(fp32_path), str(staging / ONNX_FILE), weight_type=QuantType.QInt8, nodes_to_quantize=nodes)
+            quantize_int8(fp32_path, staging / ONNX_FILE, nodes=nodes)
         else:
             fp32_path.replace(staging / ONNX_FILE)
         config = copy.deepcopy(model.config)
@@ -88,10 +72,4 @@ def export_onnx(model, directory: str | Path, tokenizer=None, *, overwrite: bool
 
 def onnx_session(directory: str | Path, threads: int | None = None):
     """An onnxruntime CPU session of ``directory/model.onnx``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(Path(directory) / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+    return cpu_session(Path(directory) / ONNX_FILE, threads)

@@ -13,7 +13,7 @@ from .architecture import apply_plan, check_supported, shape_of
 from .params import PruningParams
 from .qubo import select_units
 from .report import PruningReport
-from .scores import compute_scores, label_column
+from .scores import check_calibration, compute_scores
 
 
 def ffn_keep_width(width: int, ffn: float, multiple: int) -> int:
@@ -54,9 +54,7 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         check_supported(model)
         checked = self.check_params()
         budgets = {name: checked[name] for name in ("heads", "ffn", "layers")}
-        if not isinstance(calibration_dataset, Dataset):
-            raise TypeError(f"calibration_dataset must be a tokenized datasets.Dataset, got {type(calibration_dataset).__name__}")
-        label_column(calibration_dataset)
+        check_calibration(calibration_dataset)
         shape = shape_of(model)
         n_layers = len(shape.heads_per_layer)
         keep_layers = n_layers - int(round(budgets["layers"] * n_layers))

@@ -11,6 +11,7 @@ Hooks are removed and ``requires_grad`` restored afterwards: the model is left a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,11 +48,21 @@ def label_column(dataset: Dataset) -> str:
     raise KeyError(f"the calibration dataset needs a 'labels' (or 'label') column for the gradients; its columns are {dataset.column_names}")
 
 
-def calibration_batches(dataset: Dataset, batch_size: int, device: torch.device):
-    """Padded tensor batches of the model inputs and labels."""
+def check_calibration(dataset: Any) -> str:
+    """A non-empty, tokenized ``datasets.Dataset`` with labels, or a one-line error; returns the label column."""
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"calibration_dataset must be a tokenized datasets.Dataset, got {type(dataset).__name__}")
     labels = label_column(dataset)
     if "input_ids" not in dataset.column_names:
         raise KeyError(f"the calibration dataset must be tokenized: no 'input_ids' column (columns: {dataset.column_names})")
+    if len(dataset) == 0:
+        raise ValueError("the calibration dataset is empty")
+    return labels
+
+
+def calibration_batches(dataset: Dataset, batch_size: int, device: torch.device):
+    """Padded tensor batches of the model inputs and labels."""
+    labels = check_calibration(dataset)
     columns = [c for c in MODEL_INPUTS if c in dataset.column_names]
     for start in range(0, len(dataset), batch_size):
         rows = dataset[start : start + batch_size]
@@ -77,8 +88,7 @@ def unit_rows(x: np.ndarray, centre: bool = True) -> np.ndarray:
 
 def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: int = 2048, show_progress: bool = True) -> UnitScores:
     """Run the calibration set through ``model`` with gates and hooks; return :class:`UnitScores`."""
-    if len(dataset) == 0:
-        raise ValueError("the calibration dataset is empty")
+    check_calibration(dataset)
     device = next(model.parameters()).device
     layers = encoder_layers(model)
     n_layers, size = len(layers), head_size(model)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from ..onnx_io import check_onnx_available, cpu_session, quantize_int8, trace
 
 ONNX_BACKENDS = ("onnx", "onnx-int8")
 PER_CHANNEL = True
@@ -58,25 +59,16 @@ def export_path(identity: str, backend: str, cache_dir: str | os.PathLike) -> Pa
 
 def export(model: Any, path: Path, backend: str) -> Path:
     """Write the ONNX graph (int8 MatMuls with ``onnx-int8``) atomically to ``path``."""
-    import torch
-
     from ..output_dir import replace_file
 
     check_mean_pooling(model)
     wrapped = _MeanPooled.build(model[0].auto_model)
-    example = {name: torch.ones(2, 8, dtype=torch.long) for name in ("input_ids", "attention_mask", "token_type_ids")}
-    axes = {name: {0: "batch", 1: "sequence"} for name in example} | {"embedding": {0: "batch"}}
 
     def write(target: Path) -> None:
-        with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fp32 = Path(scratch) / "fp32.onnx"
-            torch.onnx.export(wrapped, (), str(fp32), kwargs=example, input_names=list(example), output_names=["embedding"],
-                              dynamic_axes=axes, opset_version=17, dynamo=False)
+        with tempfile.TemporaryDirectory() as scratch:
+            fp32 = trace(wrapped, Path(scratch) / "fp32.onnx", ["input_ids", "attention_mask", "token_type_ids"], "embedding")
             if backend == "onnx-int8":
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=PER_CHANNEL)
+                quantize_int8(fp32, target, per_channel=PER_CHANNEL)
             else:
                 os.replace(fp32, target)
 
@@ -88,10 +80,7 @@ def onnx_embed(texts: Sequence[str], model: Any, identity: str | None, backend: 
                batch_size: int = 64, show_progress: bool = True) -> np.ndarray:
     """Embed ``texts`` with an ONNX export of ``model`` (a ``SentenceTransformer``), exported once per identity into
     ``cache_dir/onnx``."""
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise ImportError(f"embedder_backend={backend!r} needs onnx and onnxruntime: pip install 'hf-qselect[onnx]'") from err
+    check_onnx_available(f"embedder_backend={backend!r}")
     import torch
     from tqdm.auto import tqdm
 
@@ -103,10 +92,7 @@ def onnx_embed(texts: Sequence[str], model: Any, identity: str | None, backend: 
         path = export_path(identity, backend, root)
         if not path.exists():
             export(model, path, backend)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path, torch.get_num_threads())
     tokenizer, max_length = model.tokenizer, model.max_seq_length
     lengths = np.array([len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]])
     order = np.argsort(-lengths, kind="stable")  # length-sorted batches pad little

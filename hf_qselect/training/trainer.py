@@ -96,39 +96,34 @@ class QSelectTrainer(Trainer):
         self.add_callback(self._pending_logs)
 
     def _check_pruner(self) -> None:
-        if self.pruner is None:
-            return
-        from ..pruning import AnnealingPruner, check_supported
+        from ..pruning import AnnealingPruner
 
-        if not isinstance(self.pruner, AnnealingPruner):
-            raise TypeError(f"pruner must be an AnnealingPruner, got {type(self.pruner).__name__}")
-        if self.prune_at not in ("start", "end"):
-            raise ValueError(f"prune_at must be 'start' or 'end', got {self.prune_at!r}")
-        if self.prune_at == "end" and not self.recovery_epochs > 0:
-            raise ValueError(f"recovery_epochs must be > 0 when pruning at the end, got {self.recovery_epochs}")
-        check_supported(self.model)
-        self.pruner.check_params()
-        if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
-            raise ValueError("pruner= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
+        self._check_model_edit(self.pruner, AnnealingPruner, "pruner", "pruning")
 
     def _check_compressor(self) -> None:
-        if self.compressor is None:
-            return
+        if self.compressor is not None and self.pruner is not None:
+            raise ValueError("give pruner= or compressor=, not both: the compressor prunes as well (options drop,int8,fp32)")
         from ..compression import AnnealingCompressor
+
+        self._check_model_edit(self.compressor, AnnealingCompressor, "compressor", "compressing")
+
+    def _check_model_edit(self, editor: Any, cls: type, role: str, doing: str) -> None:
+        """What a pruner or a compressor needs before training starts: its type and parameters, ``prune_at``,
+        ``recovery_epochs``, a supported model and a tokenized train_dataset."""
+        if editor is None:
+            return
         from ..pruning import check_supported
 
-        if not isinstance(self.compressor, AnnealingCompressor):
-            raise TypeError(f"compressor must be an AnnealingCompressor, got {type(self.compressor).__name__}")
-        if self.pruner is not None:
-            raise ValueError("give pruner= or compressor=, not both: the compressor prunes as well (options drop,int8,fp32)")
+        if not isinstance(editor, cls):
+            raise TypeError(f"{role} must be an {cls.__name__}, got {type(editor).__name__}")
         if self.prune_at not in ("start", "end"):
             raise ValueError(f"prune_at must be 'start' or 'end', got {self.prune_at!r}")
         if self.prune_at == "end" and not self.recovery_epochs > 0:
-            raise ValueError(f"recovery_epochs must be > 0 when compressing at the end, got {self.recovery_epochs}")
+            raise ValueError(f"recovery_epochs must be > 0 when {doing} at the end, got {self.recovery_epochs}")
         check_supported(self.model)
-        self.compressor.check_params()
+        editor.check_params()
         if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
-            raise ValueError("compressor= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
+            raise ValueError(f"{role}= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
 
     def _selection_source(self) -> Dataset:
         return self.selection_dataset if self.selection_dataset is not None else self.train_dataset
