@@ -48,7 +48,7 @@ bench-heads: $(VENV)/.installed
 	$(PY) benchmarks/heads.py --digits --bits 4,6,8,10,12,16,20 --folds 3 --modes surrogate --max-iter 3
 
 bench-scale: $(VENV)/.installed
-	$(PY) benchmarks/scale.py --rows 100000 --dim 384 --classes 4
+	$(PY) benchmarks/scale.py --rows 10000,100000,1000000 --dim 384 --classes 10
 
 bench-trainer: $(VENV)/.installed
 	$(PY) benchmarks/trainer.py --dataset builtin:vader_nyt --keep 0.5 --seeds 0,1,2 --epochs 3
@@ -69,7 +69,7 @@ bench-compression: $(VENV)/.installed
 	$(PY) benchmarks/compression.py --fit-only --datasets vader_nyt,rotten_tomatoes --seeds 0,1,2 --budgets 25%,20% --latency-budgets 30 --name compression_fits
 
 bench-embedding: $(VENV)/.installed
-	$(PY) benchmarks/embedding.py --datasets vader_nyt,rotten_tomatoes,convention_2012 --backends torch,onnx,onnx-int8 --probe-repeats 1 --timed-rows 500
+	$(PY) benchmarks/embedding.py --datasets vader_nyt,rotten_tomatoes,convention_2012 --backends torch,onnx,onnx-int8,static --probe-repeats 1 --timed-rows 500
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

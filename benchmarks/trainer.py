@@ -19,9 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from hf_qselect.training import DataArguments, ModelArguments, QSelectConfig, run_recipe
+from selection import eval_literal  # the benchmarks' shared "method@key=value" reading
 
 
 def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, batch: int, model: str = "", block_size: int = 100) -> dict:
+    """One run; ``method`` may carry selector parameters after ``@``, separated by ``;``: ``qubo@embedder_backend=static``."""
+    method, _, params = method.partition("@")
+    extra = {k: eval_literal(v) for k, v in (p.split("=", 1) for p in params.split(";") if p)}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HF_QSELECT_CACHE"] = str(Path(tmp) / "cache")
         config = QSelectConfig(
@@ -29,7 +33,7 @@ def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, ba
             per_device_eval_batch_size=128, learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no",
             save_strategy="no", logging_strategy="no", report_to=[], seed=seed, disable_tqdm=True,
             keep=keep if method != "full" else 1.0, method="none" if method == "full" else method, selection_seed=seed,
-            block_size=block_size,
+            block_size=block_size, **extra,
         )
         summary = run_recipe(ModelArguments(model_name_or_path=model), DataArguments(dataset=dataset, split_seed=seed), config)
     summary["wall_seconds"] = summary["selection_seconds"] + summary["train_seconds"]
@@ -39,7 +43,7 @@ def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, ba
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="builtin:vader_nyt")
-    parser.add_argument("--methods", default="full,random,qubo")
+    parser.add_argument("--methods", default="full,random,qubo", help="comma-separated; selector parameters after @: qubo@embedder_backend=static")
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=float, default=3.0, help="as TrainingArguments.num_train_epochs (its default: 3)")
@@ -47,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="", help="model to fine-tune (default: the packaged MiniLM)")
     parser.add_argument("--block-size", type=int, default=100)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="trainer")
     args = parser.parse_args(argv)
     runs: dict[str, list[dict]] = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -70,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines) + "\n"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "trainer.md").write_text(table)
-    (out / "trainer.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
+    (out / f"{args.name}.md").write_text(table)
+    (out / f"{args.name}.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
     print(table)
 
 

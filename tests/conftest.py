@@ -20,6 +20,22 @@ def clustered(n: int, dim: int = 16, classes: int = 2, seed: int = 0) -> tuple[n
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 
+def mmd_energy(embeddings: np.ndarray, blocks: list[np.ndarray], mask: np.ndarray) -> float:
+    """``sum over blocks of k^2 MMD^2(kept, block)`` with the Gaussian kernel on cosine distance, written out."""
+    total = 0.0
+    for block in blocks:
+        x = np.asarray(embeddings[block], dtype=np.float64)
+        dist = 1.0 - x @ x.T
+        tau = np.median(dist[np.triu_indices(len(x), 1)])
+        kernel = np.exp(-np.clip(dist, 0, None) / tau)
+        np.fill_diagonal(kernel, 1.0)
+        kept = mask[block]
+        k = kept.sum()
+        mmd2 = kernel[np.ix_(kept, kept)].mean() - 2 * kernel[kept].mean() + kernel.mean()
+        total += k * k * mmd2
+    return float(total)
+
+
 @pytest.fixture
 def small() -> tuple[Dataset, np.ndarray]:
     """240 rows, 2 classes, with precomputed 16-d embeddings."""

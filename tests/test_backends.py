@@ -56,3 +56,30 @@ def test_unknown_backend_is_refused_before_any_work(data):
     ds, emb = data
     with pytest.raises(ValueError, match="backend must be one of"):
         select("spark", emb, None).fit(ds, embeddings=emb)
+
+
+def test_chunk_jobs_on_dask_read_a_file_and_match_loky(data, monkeypatch, tmp_path):
+    """Chunks of a memory-mapped file travel as its path and row numbers; Dask workers read them."""
+    from dask.distributed import LocalCluster
+
+    ds, emb = data
+    np.save(tmp_path / "emb.npy", emb)
+    on_disk = np.load(tmp_path / "emb.npy", mmap_mode="r")
+    reference = select("loky", emb, None, chunk_rows=50, score_rows=200).fit(ds, embeddings=emb).mask_
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        fitted = select("dask", emb, None, chunk_rows=50, score_rows=200).fit(ds, embeddings=on_disk)
+    assert "jobs_anneal" in fitted.report_.timings
+    assert np.array_equal(fitted.mask_, reference)
+
+
+def test_chunk_jobs_on_ray_match_loky(data, monkeypatch):
+    import ray
+
+    ds, emb = data
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    reference = select("loky", emb, None, chunk_rows=50).fit(ds, embeddings=emb).mask_
+    fitted = select("ray", emb, None, chunk_rows=50).fit(ds, embeddings=emb)
+    assert "jobs_anneal" in fitted.report_.timings
+    assert np.array_equal(fitted.mask_, reference)
+    assert not ray.is_initialized()

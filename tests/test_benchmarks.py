@@ -157,3 +157,18 @@ def test_compression_benchmark_smoke(sentences, tmp_path, monkeypatch):
     fits = json.loads((tmp_path / "out" / "fits.json").read_text())["results"][str(data)]["0"]
     assert set(fits) == {"greedy 30%", "qubo 30%"} and all(f["cost"] <= f["limit"] for f in fits.values())
     assert "QUBO lower / equal / higher" in (tmp_path / "out" / "fits.md").read_text()
+
+
+def test_scale_benchmark_smoke(tmp_path):
+    """Two sizes, each in its own process, the second out of core from a float16 file through the chunked path."""
+    import scale
+
+    scale.main(["--rows", "2000,4000", "--dim", "16", "--classes", "3", "--epoch-sample", "0", "--chunk-rows", "800",
+                "--memmap", str(tmp_path / "mm"), "--out", str(tmp_path / "out"), "--name", "smoke"])
+    result = json.loads((tmp_path / "out" / "smoke.json").read_text())
+    assert [r["rows"] for r in result["results"]] == [2000, 4000] and len(result["slopes"]) == 1
+    for r in result["results"]:
+        assert r["n_kept"] == r["rows"] // 2 and r["embeddings"].startswith("float16")
+        assert ("jobs_anneal" in r["phases"]) == (r["rows"] == 4000)  # classes of ~1,333 rows are cut into chunks of 800
+    assert (tmp_path / "mm" / "embeddings_4000x16_c3_s0.npy").exists()
+    assert "| 4,000 |" in (tmp_path / "out" / "smoke.md").read_text()

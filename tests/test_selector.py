@@ -10,7 +10,7 @@ from hf_qselect.qubo.decompose import solve_blocks
 from hf_qselect.selection.formulations import mmd_block
 from hf_qselect.qubo.solvers import get_solver
 
-from .conftest import clustered
+from .conftest import clustered, mmd_energy
 
 
 @pytest.mark.parametrize("method", ["qubo", "pasin2024", "random"])
@@ -26,17 +26,7 @@ def test_keeps_exactly_k(small, method, keep):
 def test_report_energy_equals_independent_recomputation(small):
     ds, emb = small
     sel = InstanceSelector(keep=0.4, seed=1, block_size=30, denoise=False, show_progress=False, n_jobs=1).fit(ds, embeddings=emb)
-    total = 0.0
-    for block in sel.blocks_:
-        x = sel.embeddings_[block].astype(np.float64)  # the unit vectors the selector worked on
-        dist = 1.0 - x @ x.T
-        tau = np.median(dist[np.triu_indices(len(x), 1)])
-        kernel = np.exp(-np.clip(dist, 0, None) / tau)
-        np.fill_diagonal(kernel, 1.0)
-        kept = sel.mask_[block]
-        k = kept.sum()
-        mmd2 = kernel[np.ix_(kept, kept)].mean() - 2 * kernel[kept].mean() + kernel.mean()
-        total += k * k * mmd2
+    total = mmd_energy(sel.embeddings_, sel.blocks_, sel.mask_)
     assert np.isclose(sel.report_.energy, total, rtol=1e-9, atol=1e-9)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..selection import InstanceSelector, check_folds, embed_dataset, keep_count, paired, paired_probe, recommend
-from ..validation import check_columns, check_dataset, check_keep, label_codes, text_values
+from ..validation import check_columns, check_dataset, check_keep, label_codes, label_values, text_values
 
 DEFAULT_METHODS = ("random", "qubo", "facility", "pasin2024")
 DEFAULT_KEEPS = (0.75, 0.5, 0.25)
@@ -141,7 +141,7 @@ def compare(dataset, methods: tuple[str, ...] | list[str] = DEFAULT_METHODS, kee
     if not 0 < tolerance < 100:
         raise ValueError(f"tolerance is in macro-F1 points and must be in (0, 100), got {tolerance}")
     check_columns(ds, text_column=text_column, label_column=label_column)
-    codes, classes = label_codes(ds[label_column], label_column)
+    codes, classes = label_codes(label_values(ds, label_column), label_column)
     check_folds(codes, folds, label_column)
     texts = text_values(ds, text_column)
     seconds = {}

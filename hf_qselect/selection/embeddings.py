@@ -9,15 +9,15 @@ import copy
 import hashlib
 import logging
 import os
-import threading
-import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import embedding_cache
+from .embedding_cache import embed_in_shards, read_cached, write_cached  # noqa: F401  (write_cached: re-exported)
 from .onnx_embedder import ONNX_BACKENDS, onnx_embed
+from .static_embedder import STATIC_BACKEND, static_embed
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def _cache_identity(embedder: Any) -> str | None:
 
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-EMBEDDER_BACKENDS = ("torch", *ONNX_BACKENDS)
+EMBEDDER_BACKENDS = ("torch", *ONNX_BACKENDS, STATIC_BACKEND)
+TAGGED_BACKENDS = (*ONNX_BACKENDS, STATIC_BACKEND)  # backends whose name is their precision tag
 
 
 def resolve_precision(precision: str, device: str | None) -> str:
@@ -90,10 +91,11 @@ def resolve_precision(precision: str, device: str | None) -> str:
 
 def effective_precision(embedder: Any, precision: str, device: str | None, backend: str = "torch") -> str:
     """``resolve_precision``, except that ``"auto"`` leaves a model passed in as an object in its own dtype; an ONNX
-    ``backend`` is its own precision tag (``onnx`` runs the fp32 graph, ``onnx-int8`` the int8 one)."""
-    if backend in ONNX_BACKENDS:
+    or static ``backend`` is its own precision tag (``onnx`` runs the fp32 graph, ``onnx-int8`` the int8 one,
+    ``static`` the distilled token table)."""
+    if backend in TAGGED_BACKENDS:
         return backend
-    if precision in ONNX_BACKENDS:
+    if precision in TAGGED_BACKENDS:
         return precision
     if precision == "auto" and hasattr(embedder, "parameters"):
         dtype = next(embedder.parameters()).dtype
@@ -126,15 +128,18 @@ def embed_texts(
 ) -> np.ndarray:
     """Embed ``texts`` into a float32 array of L2-normalised rows.
 
-    ``precision`` is the dtype the model runs in (see ``resolve_precision``), or ``"onnx"`` / ``"onnx-int8"`` to run an
-    ONNX export under onnxruntime (exported once into ``cache_dir``); the result is always float32.
+    ``precision`` is the dtype the model runs in (see ``resolve_precision``), ``"onnx"`` / ``"onnx-int8"`` to run an
+    ONNX export under onnxruntime (exported once into ``cache_dir``), or ``"static"`` for the token table distilled
+    from the model (once, into ``cache_dir``); the result is always float32.
     A model passed in as an object is used in a copy, never cast in place.
     """
     import torch
 
-    if precision in ONNX_BACKENDS:
+    if precision in TAGGED_BACKENDS:
         model = load_embedder(embedder, device="cpu")
         root = cache_dir if cache_dir not in (None, False) else default_cache_dir()
+        if precision == STATIC_BACKEND:
+            return static_embed(list(texts), model, _cache_identity(embedder), root, show_progress=show_progress)
         return onnx_embed(list(texts), model, _cache_identity(embedder), precision, root, batch_size=batch_size,
                           show_progress=show_progress)
 
@@ -201,46 +206,16 @@ def embed_dataset(
         if cached is not None:
             logger.info("embeddings read from cache %s", path)
             return cached, True
-    vectors = embed_texts(texts, embedder, batch_size=batch_size, device=device, show_progress=show_progress, precision=precision,
-                          cache_dir=cache_dir)
+    sharded = path is not None and len(texts) > embedding_cache.SHARD_ROWS
+    source = load_embedder(embedder, device=device) if sharded and precision not in TAGGED_BACKENDS else embedder  # once
+
+    def embed(rows: Sequence[str], progress: bool) -> np.ndarray:
+        return embed_texts(rows, source, batch_size=batch_size, device=device, show_progress=progress, precision=precision,
+                           cache_dir=cache_dir)
+
+    if sharded:
+        return embed_in_shards(texts, embed, path, show_progress), False
+    vectors = embed(texts, show_progress)
     if path is not None:
         write_cached(path, vectors)
     return vectors, False
-
-
-def read_cached(path: Path, n_rows: int) -> np.ndarray | None:
-    """The cached embeddings at ``path`` if they are a valid float32 ``(n_rows, d)`` array of finite unit rows.
-
-    Anything else (truncated, empty, pickled, wrong shape, dtype or row count) is deleted with a warning
-    that names the file, and ``None`` is returned so the embeddings are computed again.
-    """
-    try:
-        cached = np.load(path, allow_pickle=False)
-        problem = None
-        if cached.dtype != np.float32:
-            problem = f"dtype {cached.dtype}, not float32"
-        elif cached.ndim != 2 or cached.shape[0] != n_rows or cached.shape[1] == 0:
-            problem = f"shape {cached.shape}, not ({n_rows}, d)"
-        elif not np.isfinite(cached).all():
-            problem = "non-finite values"
-        elif not np.allclose(np.linalg.norm(cached, axis=1), 1.0, atol=1e-3):
-            problem = "rows that are not unit length (every entry is L2-normalised when written)"
-    except Exception as err:  # truncated, empty, pickled or not an .npy file at all
-        problem = f"unreadable ({type(err).__name__}: {err})"
-    if problem is None:
-        return cached
-    logger.warning("embedding cache entry %s is invalid (%s): deleted, embedding again", path, problem)
-    warnings.warn(f"embedding cache entry {path} was invalid ({problem}); it was deleted and the texts are embedded again", stacklevel=3)
-    path.unlink(missing_ok=True)
-    return None
-
-
-def write_cached(path: Path, vectors: np.ndarray) -> None:
-    """Write atomically through a temporary name unique to this process and thread."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}.tmp.npy")
-    try:
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..qubo import BlockQUBO, anneal
+from ..qubo import BlockQUBO, anneal, as_vectors
+from .chunked import class_chunks, solve_chunks
 from .formulations import mmd_block, pasin_block
 from .options import MethodOptions, MethodResult
 from .quotas import apportion, block_quotas, class_blocks, class_quotas, random_blocks
@@ -46,25 +47,55 @@ def _solve_qubos(qubos: list[BlockQUBO], n_rows: int, options: MethodOptions, fo
 
 
 def select_mmd(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
-    """The default QUBO: class quotas, likely-mislabelled rows flagged, kernel herding per compact block."""
+    """The default QUBO: class quotas, likely-mislabelled rows flagged, kernel herding per compact block.
+
+    A class larger than ``options.chunk_rows`` is first cut into chunks that are solved as independent jobs
+    (:mod:`.chunked`); otherwise every block is built here and the blocks are annealed in parallel."""
     timings = {}
     start = time.perf_counter()
     noisy, proba = None, None
     if options.denoise:
-        proba = out_of_fold_proba(embeddings, codes, seed=0 if options.seed is None else options.seed)
+        proba = out_of_fold_proba(embeddings, codes, seed=0 if options.seed is None else options.seed,
+                                  max_rows=options.score_rows, show_progress=options.anneal.show_progress)
         noisy = likely_mislabelled(proba, codes, options.noise_confidence)
     timings["score"] = time.perf_counter() - start
-    start = time.perf_counter()
-    blocks = class_blocks(embeddings, codes, options.anneal.block_size)
-    quotas = block_quotas(blocks, codes, class_quotas(codes, n_keep, options.class_balance))
-    timings["partition"] = time.perf_counter() - start
-    start = time.perf_counter()
-    qubos = [mmd_block(b, embeddings, int(k), noisy) for b, k in zip(blocks, quotas)]
-    timings["qubo"] = time.perf_counter() - start
-    result = _solve_qubos(qubos, len(codes), options, "mmd", timings)
+    class_keep = class_quotas(codes, n_keep, options.class_balance)
+    if np.bincount(codes).max() > options.chunk_rows:
+        result = _select_chunked(embeddings, codes, class_keep, noisy, options, timings)
+    else:
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        start = time.perf_counter()
+        blocks = class_blocks(embeddings, codes, options.anneal.block_size)
+        quotas = block_quotas(blocks, codes, class_keep)
+        timings["partition"] = time.perf_counter() - start
+        start = time.perf_counter()
+        qubos = [mmd_block(b, embeddings, int(k), noisy) for b, k in zip(blocks, quotas)]
+        timings["qubo"] = time.perf_counter() - start
+        result = _solve_qubos(qubos, len(codes), options, "mmd", timings)
     result.noisy = int(noisy.sum()) if noisy is not None else 0
     result.proba = proba
     return result
+
+
+def _select_chunked(embeddings: np.ndarray, codes: np.ndarray, class_keep: np.ndarray, noisy: np.ndarray | None,
+                    options: MethodOptions, timings: dict) -> MethodResult:
+    """Chunks of at most ``chunk_rows`` rows, each partitioned, built and annealed by its own job."""
+    vectors = as_vectors(embeddings)
+    start = time.perf_counter()
+    chunks, quotas = class_chunks(vectors, codes, class_keep, options.chunk_rows, options.anneal.show_progress)
+    timings["partition"] = time.perf_counter() - start
+    start = time.perf_counter()
+    answers = solve_chunks(vectors, chunks, quotas, noisy, options.anneal)
+    timings["solve"] = time.perf_counter() - start
+    for phase in ("blocks", "qubo", "anneal"):  # summed over the jobs: CPU seconds, not wall time
+        timings[f"jobs_{phase}"] = float(sum(a.seconds[phase] for a in answers))
+    mask = np.zeros(len(codes), dtype=bool)
+    for answer in answers:
+        mask[answer.kept] = True
+    blocks = [b for a in answers for b in a.blocks]
+    repaired = int(sum(a.repaired for a in answers))
+    return MethodResult(mask=mask, formulation="mmd", blocks=blocks, energy=float(sum(a.energy for a in answers)),
+                        feasible_blocks=len(blocks) - repaired, repaired_blocks=repaired, timings=timings)
 
 
 def select_pasin2024(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:

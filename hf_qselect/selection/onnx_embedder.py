@@ -48,7 +48,7 @@ def check_mean_pooling(model: Any) -> None:
     modules = list(model)
     pooling = getattr(modules[1], "pooling_mode", type(modules[1]).__name__) if len(modules) > 1 else None
     if pooling != "mean" or not hasattr(modules[0], "auto_model"):
-        raise ValueError(f"the ONNX embedder backends serve transformer + mean-pooling models; this one pools by {pooling!r}: "
+        raise ValueError(f"the onnx, onnx-int8 and static embedder backends serve transformer + mean-pooling models; this one pools by {pooling!r}: "
                          "use embedder_backend='torch'")
 
 

@@ -10,12 +10,15 @@ from ..qubo import AnnealSettings
 
 @dataclass
 class MethodOptions:
-    """Seed and annealing (``anneal``), the resolved class balance, and the likely-mislabelled rule."""
+    """Seed and annealing (``anneal``), the resolved class balance, the likely-mislabelled rule, and the sizes
+    past which scoring samples (``score_rows``) and a class is cut into chunks solved alone (``chunk_rows``)."""
 
     anneal: AnnealSettings = field(default_factory=AnnealSettings)
     class_balance: float = 0.0
     denoise: bool = True
     noise_confidence: float = 0.8
+    score_rows: int | None = 50_000
+    chunk_rows: int = 50_000
 
     @property
     def seed(self) -> int | None:

@@ -66,8 +66,9 @@ class SelectionParams:
                                   provenance=False, recipe="embedding_device")
     precision: str = param("auto", "dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA",
                            check=one_of(lambda: list(PRECISIONS)), choices=lambda: list(PRECISIONS), recipe="embedding_precision")
-    embedder_backend: str = param("torch", "how the embedder runs: torch, or onnx / onnx-int8 under onnxruntime on the CPU "
-                                  "(exported once and cached; needs hf-qselect[onnx])", check=one_of(lambda: list(EMBEDDER_BACKENDS)),
+    embedder_backend: str = param("torch", "how the embedder runs: torch; onnx / onnx-int8 under onnxruntime on the CPU "
+                                  "(exported once and cached; needs hf-qselect[onnx]); static: a token table distilled once "
+                                  "from the model (Model2Vec's recipe), far faster and less accurate", check=one_of(lambda: list(EMBEDDER_BACKENDS)),
                                   choices=lambda: list(EMBEDDER_BACKENDS))
     cache_dir: Any = param(None, "embedding cache folder; None = $HF_QSELECT_CACHE or ~/.cache/hf_qselect, False = no cache",
                            check=_cache_dir, parse=optional(str), provenance=False, recipe="embedding_cache_dir", recipe_type=Optional[str])
@@ -80,6 +81,11 @@ class SelectionParams:
     noise_confidence: float = param(0.8, "confidence that makes a row likely mislabelled, in (1/classes, 1]",
                                     check=fraction(0.0, 1.0, low_open=True))
     polish: bool = param(True, "swap a kept and a dropped row of a block while that lowers its energy", check=boolean)
+    score_rows: Optional[int] = param(50_000, "qubo: the out-of-fold LDA is cross-fitted on a stratified sample of at most this many "
+                                      "rows and scores the others; None = every row", check=integer(10, none=True),
+                                      parse=optional(int), recipe_type=Optional[int])
+    chunk_rows: int = param(50_000, "qubo: a class larger than this is cut into chunks of at most this many rows, each "
+                            "partitioned, built and annealed by one worker (its memory ~ chunk_rows x dim)", check=integer(2))
     candidates: Any = param(AUTO_CANDIDATES, "method='auto': the methods it compares (comma-separated on the CLI)",
                             check=passes(candidate_methods), parse=lambda text: tuple(candidate_methods(text)), recipe_type=str)
 

@@ -4,24 +4,70 @@ A shrinkage LDA (one shared covariance, closed form, O(n d^2)) is fitted on k-1 
 scores the held-out fold, so every row gets the probability of its own label from a model
 that never saw it. A row is *likely mislabelled* when that model predicts another class
 with confidence at least ``confidence`` (biO-IS's noise rule: misclassified, low entropy).
+
+Past ``max_rows`` rows the folds are drawn on a stratified sample of that many rows, and one model fitted on the
+whole sample scores every other row, a block at a time: those rows are out of its fold too.
 """
 from __future__ import annotations
 
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.model_selection import StratifiedKFold
+from tqdm.auto import tqdm
+
+from ..qubo import Vectors, as_vectors
+from .quotas import apportion
+
+SCORE_ROWS = 50_000
 
 
-def out_of_fold_proba(embeddings: np.ndarray, codes: np.ndarray, folds: int = 5, seed: int | None = 0) -> np.ndarray:
+def _lda() -> LinearDiscriminantAnalysis:
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+
+
+def out_of_fold_proba(embeddings: np.ndarray | Vectors, codes: np.ndarray, folds: int = 5, seed: int | None = 0,
+                      max_rows: int | None = SCORE_ROWS, show_progress: bool = False) -> np.ndarray:
     """``(n, C)`` class probabilities, each row predicted by a model fitted without it."""
-    n_classes = int(codes.max()) + 1
+    if max_rows is None or len(codes) <= max_rows:
+        x = embeddings.rows(np.arange(len(codes))) if isinstance(embeddings, Vectors) else embeddings
+        return _folds_proba(x, codes, folds, seed)
+    vectors = as_vectors(embeddings)
+    sample = stratified_sample(codes, max_rows, folds, seed)
+    x = vectors.rows(sample)
+    proba = np.zeros((len(codes), int(codes.max()) + 1))
+    proba[sample] = _folds_proba(x, codes[sample], folds, seed, n_classes=proba.shape[1])
+    model = _lda().fit(x, codes[sample])
+    del x
+    rest = np.ones(len(codes), dtype=bool)
+    rest[sample] = False
+    with tqdm(total=len(codes), desc="scoring", unit="row", disable=not show_progress) as bar:
+        for start, block in vectors.blocks():
+            rows = np.flatnonzero(rest[start : start + len(block)])
+            if len(rows):
+                proba[np.ix_(start + rows, model.classes_)] = model.predict_proba(block[rows])
+            bar.update(len(block))
+    return proba
+
+
+def _folds_proba(x: np.ndarray, codes: np.ndarray, folds: int, seed: int | None, n_classes: int | None = None) -> np.ndarray:
+    n_classes = n_classes or int(codes.max()) + 1
     proba = np.zeros((len(codes), n_classes))
     folds = max(2, min(folds, int(np.bincount(codes).min())))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train, test in splitter.split(embeddings, codes):
-        model = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(embeddings[train], codes[train])
-        proba[np.ix_(test, model.classes_)] = model.predict_proba(embeddings[test])
+    for train, test in splitter.split(np.zeros(len(codes)), codes):
+        model = _lda().fit(x[train], codes[train])
+        proba[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
     return proba
+
+
+def stratified_sample(codes: np.ndarray, size: int, min_per_class: int = 5, seed: int | None = 0) -> np.ndarray:
+    """Sorted indices of about ``size`` rows, class shares kept, at least ``min_per_class`` of each class (or all it has)."""
+    sizes = np.bincount(codes)
+    floor = np.minimum(sizes, min_per_class)
+    take = floor + apportion(max(0, min(size, len(codes)) - int(floor.sum())), sizes - floor)
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(codes == c), size=int(k), replace=False) for c, k in enumerate(take) if k]
+    return np.sort(np.concatenate(picked))
 
 
 def likely_mislabelled(proba: np.ndarray, codes: np.ndarray, confidence: float = 0.8) -> np.ndarray:

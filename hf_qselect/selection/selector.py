@@ -12,7 +12,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 from ..params import DeclaredParams, fraction
 from ..provenance import public_params, public_path
 from ..qubo import AnnealSettings, backend_context, get_solver
-from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, text_values
+from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, label_values, text_values
 from .embeddings import PRECISIONS, effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
 from .params import SelectionParams
@@ -85,6 +85,12 @@ class InstanceSelector(DeclaredParams, SelectionParams):
     noise_confidence: the confidence that makes such a row "likely mislabelled" (``"qubo"`` and ``"biois"``).
     polish: swap a kept and a dropped row of a block while that lowers its energy, after annealing
         (``"qubo"``; ``"pasin2024"`` always uses the annealer's answer as published).
+    score_rows: ``"qubo"``: past this many rows the out-of-fold LDA is cross-fitted on a stratified sample and
+        scores the other rows a block at a time (``None``: every row is cross-fitted).
+    chunk_rows: ``"qubo"``: a class larger than this is cut into chunks, each partitioned, built and annealed by
+        one job (on the ``backend``'s workers); smaller problems are built here and only the blocks are farmed out.
+        ``embeddings`` given as a memory-mapped ``.npy`` (``np.load(path, mmap_mode="r")``) stay on disk: the
+        jobs read their own rows.
 
     Fitted attributes: ``mask_``, ``indices_``, ``report_``, ``classes_``, ``codes_`` (label index per row),
     ``n_rows_``, ``fingerprint_``, ``embeddings_``, ``blocks_``, ``method_`` (the method that selected),
@@ -112,6 +118,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
     # ------------------------------------------------------------------ fit
     def fit(self, dataset: Dataset | DatasetDict, embeddings: np.ndarray | None = None) -> "InstanceSelector":
         """Choose the rows to keep. ``DatasetDict``: its ``train`` split. ``embeddings``: skip embedding."""
+        began = time.perf_counter()
         ds = check_dataset(dataset)
         checked = self.check_params()
         keep = checked["keep"]
@@ -122,7 +129,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         check_columns(ds, label_column=self.label_column, text_column=self.text_column if needs_text else None)
         plan = get_solver(self.solver) if any(s.anneals for s in specs) else None
         precision = effective_precision(self.embedder, self.precision, self.device, self.embedder_backend) if needs_text else None
-        codes, classes = label_codes(ds[self.label_column], self.label_column)
+        codes, classes = label_codes(label_values(ds, self.label_column), self.label_column)
         fraction(1.0 / len(classes), 1.0, low_open=True)("noise_confidence", self.noise_confidence)
         n_keep = keep_count(keep, len(ds))
         check_min_keep(keep, n_keep, len(ds), len(classes))
@@ -133,6 +140,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         vectors = None
         if embeddings is not None:
             vectors = check_embeddings(embeddings, len(ds))
+            timings["prepare"] = time.perf_counter() - began
         elif needs_embeddings:
             start = time.perf_counter()
             raw, cached = embed_dataset(
@@ -203,8 +211,11 @@ class InstanceSelector(DeclaredParams, SelectionParams):
                                   num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
                                   show_progress=show_progress, polish=bool(self.polish)),
             class_balance=effective_class_balance(method, self.class_balance) or 0.0,
-            denoise=self.denoise, noise_confidence=float(self.noise_confidence),
+            denoise=self.denoise, noise_confidence=float(self.noise_confidence), score_rows=self.score_rows,
+            chunk_rows=int(self.chunk_rows),
         )
+        if vectors is not None and vectors.dtype != np.float32 and method != "qubo":  # only "qubo" reads float16 files in place
+            vectors = np.asarray(vectors, dtype=np.float32)
         result = get_method(method).fn(vectors, codes, n_keep, options)
         if int(result.mask.sum()) != n_keep:  # an internal invariant, never the user's fault
             raise RuntimeError(f"method {method!r} kept {int(result.mask.sum())} rows instead of {n_keep}")
@@ -242,7 +253,8 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         self._check_fitted()
         proba = getattr(self, "_proba", None)
         if proba is None and getattr(self, "embeddings_", None) is not None:
-            proba = self._proba = out_of_fold_proba(self.embeddings_, self.codes_, seed=0 if self.seed is None else self.seed)
+            proba = self._proba = out_of_fold_proba(self.embeddings_, self.codes_, seed=0 if self.seed is None else self.seed,
+                                                    max_rows=self.score_rows)
         block = np.full(self.n_rows_, -1, dtype=np.int64)
         for b, rows in enumerate(self.blocks_):
             block[rows] = b
