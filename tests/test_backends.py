@@ -83,3 +83,27 @@ def test_chunk_jobs_on_ray_match_loky(data, monkeypatch):
     assert "jobs_anneal" in fitted.report_.timings
     assert np.array_equal(fitted.mask_, reference)
     assert not ray.is_initialized()
+
+
+def test_a_dask_cluster_embeds_the_shards_and_scores_the_rows(sentences, monkeypatch, tmp_path):
+    """Inside a Dask backend the embedding shards and the capped scoring's blocks are jobs on the cluster, and give
+    what this process gives."""
+    from dask.distributed import LocalCluster
+
+    from hf_qselect.qubo import backend_context
+    from hf_qselect.selection import embedding_cache
+    from hf_qselect.selection.embeddings import embed_dataset, embed_texts
+    from hf_qselect.selection.scoring import out_of_fold_proba
+
+    monkeypatch.setattr(embedding_cache, "SHARD_ROWS", 7)  # 24 sentences: 4 shards
+    texts = list(sentences["text"])
+    emb, labels = clustered(400, classes=3, seed=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        with backend_context("dask", 2):
+            vectors, cached = embed_dataset(sentences, "text", texts, cache_dir=tmp_path, show_progress=False)
+            proba = out_of_fold_proba(emb, labels, max_rows=100)
+        ran = cluster.scheduler.transition_counter
+    assert ran > 0 and not cached
+    assert np.allclose(vectors, embed_texts(texts, show_progress=False), atol=1e-5)
+    assert np.allclose(proba, out_of_fold_proba(emb, labels, max_rows=100))

@@ -93,3 +93,13 @@ def test_the_cache_follows_the_texts_not_the_dataset_fingerprint(sentences, tmp_
     changed = texts[:-1] + ["a different last sentence"]
     _, cached = embed_dataset(Dataset.from_dict({"text": changed}), "text", changed, cache_dir=tmp_path, show_progress=False)
     assert not cached  # one text differs: a different key
+
+
+def test_several_devices_encode_in_one_process_each(sentences):
+    """``device="cpu,cpu"``: sentence-transformers' multi-process pool, one process per listed device; same rows."""
+    from hf_qselect.selection.embeddings import embed_texts, encoding_devices
+
+    assert encoding_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"] and encoding_devices("cpu") is None
+    texts = list(sentences["text"])
+    pooled = embed_texts(texts, device="cpu,cpu", show_progress=False)
+    assert np.allclose(pooled, embed_texts(texts, show_progress=False), atol=1e-5)

@@ -15,7 +15,7 @@ import threading
 import uuid
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -78,11 +78,16 @@ def shard_folder(path: Path) -> Path:
     return path.with_name(path.stem + ".shards")
 
 
-def embed_in_shards(texts: Sequence[str], embed: Callable[[Sequence[str], bool], np.ndarray], path: Path,
-                    show_progress: bool = True) -> np.ndarray:
-    """Embed ``texts`` (``embed(texts, show_progress)``) into the cache entry ``path`` through resumable shards,
-    and return the entry (memory-mapped when large)."""
+def embed_in_shards(texts: Sequence[str], embed: Callable[[Sequence[str], bool], np.ndarray] | None, path: Path,
+                    show_progress: bool = True, job: Callable[[Sequence[str]], Any] | None = None) -> np.ndarray:
+    """Embed ``texts`` into the cache entry ``path`` through resumable shards, and return the entry
+    (memory-mapped when large).
+
+    Each missing shard is ``embed(texts, show_progress)`` here, or, given ``job``, a joblib job ``job(texts)`` run
+    on the backend in force (a Dask or Ray cluster); either way every shard is written as soon as it comes back."""
     from tqdm.auto import tqdm
+
+    from ..qubo.decompose import run_jobs
 
     folder = shard_folder(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,14 +96,16 @@ def embed_in_shards(texts: Sequence[str], embed: Callable[[Sequence[str], bool],
     done = [s.exists() and read_cached(s, min(SHARD_ROWS, len(texts) - start)) is not None for s, start in zip(shards, starts)]
     if any(done):
         logger.info("embedding cache %s: %d of %d shards already embedded, resuming", path, sum(done), len(shards))
-    with tqdm(total=len(texts), initial=sum(min(SHARD_ROWS, len(texts) - st) for st, d in zip(starts, done) if d),
+    missing = [(shard, start) for shard, start, ready in zip(shards, starts, done) if not ready]
+    if job is not None:
+        results = run_jobs([job(texts[start:start + SHARD_ROWS]) for _, start in missing], -1)
+    else:
+        results = (embed(texts[start:start + SHARD_ROWS], False) for _, start in missing)
+    with tqdm(total=len(texts), initial=len(texts) - sum(min(SHARD_ROWS, len(texts) - st) for _, st in missing),
               desc=f"embedding ({len(shards)} shards)", unit="row", disable=not show_progress) as bar:
-        for shard, start, ready in zip(shards, starts, done):
-            if ready:
-                continue
-            chunk = texts[start:start + SHARD_ROWS]
-            write_cached(shard, embed(chunk, False))
-            bar.update(len(chunk))
+        for (shard, _), vectors in zip(missing, results):
+            write_cached(shard, vectors)
+            bar.update(len(vectors))
     join_shards(shards, path)
     shutil.rmtree(folder, ignore_errors=True)  # last: the entry is complete
     return read_cached(path, len(texts))

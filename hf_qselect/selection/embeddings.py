@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..qubo.backends import on_cluster
 from . import embedding_cache
 from .embedding_cache import embed_in_shards, read_cached, write_cached  # noqa: F401  (write_cached: re-exported)
 from .onnx_embedder import ONNX_BACKENDS, onnx_embed
@@ -116,6 +117,18 @@ def load_embedder(embedder: Any = None, device: str | None = None):
     return SentenceTransformer(str(embedder), device=device)
 
 
+def encoding_devices(device: str | None) -> list[str] | None:
+    """The devices to encode on with one process each, or ``None`` for one process: a comma-separated ``device``
+    (``"cuda:0,cuda:1"``), or every CUDA device when ``device`` is ``None`` and there are several."""
+    if device is not None:
+        devices = [d.strip() for d in device.split(",") if d.strip()]
+        return devices if len(devices) > 1 else None
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [f"cuda:{i}" for i in range(count)] if count > 1 else None
+
+
 def embed_texts(
     texts: Sequence[str],
     embedder: Any = None,
@@ -128,7 +141,8 @@ def embed_texts(
 ) -> np.ndarray:
     """Embed ``texts`` into a float32 array of L2-normalised rows.
 
-    ``precision`` is the dtype the model runs in (see ``resolve_precision``), ``"onnx"`` / ``"onnx-int8"`` to run an
+    ``device`` may list several devices (``"cuda:0,cuda:1"``): one encoding process each; ``None`` uses every CUDA
+    device when there are several. ``precision`` is the dtype the model runs in (see ``resolve_precision``), ``"onnx"`` / ``"onnx-int8"`` to run an
     ONNX export under onnxruntime (exported once into ``cache_dir``), or ``"static"`` for the token table distilled
     from the model (once, into ``cache_dir``); the result is always float32.
     A model passed in as an object is used in a copy, never cast in place.
@@ -143,8 +157,9 @@ def embed_texts(
         return onnx_embed(list(texts), model, _cache_identity(embedder), precision, root, batch_size=batch_size,
                           show_progress=show_progress)
 
-    dtype = getattr(torch, effective_precision(embedder, precision, device))
-    model = load_embedder(embedder, device=device)
+    devices = encoding_devices(device)
+    dtype = getattr(torch, effective_precision(embedder, precision, devices[0] if devices else device))
+    model = load_embedder(embedder, device="cpu" if devices else device)
     if next(model.parameters()).dtype != dtype:
         model = (copy.deepcopy(model) if model is embedder else model).to(dtype)
     vectors = model.encode(
@@ -153,6 +168,7 @@ def embed_texts(
         show_progress_bar=show_progress,
         convert_to_numpy=True,
         normalize_embeddings=True,
+        **({"device": devices} if devices else {}),  # one process per device (sentence-transformers' pool)
     )
     vectors = np.asarray(vectors, dtype=np.float32)
     if dtype != torch.float32:  # normalise again in float32: half-precision norms are off by ~1e-3
@@ -207,7 +223,16 @@ def embed_dataset(
             logger.info("embeddings read from cache %s", path)
             return cached, True
     sharded = path is not None and len(texts) > embedding_cache.SHARD_ROWS
-    source = load_embedder(embedder, device=device) if sharded and precision not in TAGGED_BACKENDS else embedder  # once
+    if sharded and on_cluster():  # inside backend_context("dask" | "ray"): one job per shard, each loads the model
+        from joblib import delayed
+
+        def job(rows: Sequence[str]):
+            return delayed(embed_texts)(list(rows), embedder, batch_size=batch_size, device=device, show_progress=False,
+                                        precision=precision, cache_dir=cache_dir)
+
+        return embed_in_shards(texts, None, path, show_progress, job=job), False
+    loaded_on = "cpu" if encoding_devices(device) else device  # several devices: copies go to each from the CPU
+    source = load_embedder(embedder, device=loaded_on) if sharded and precision not in TAGGED_BACKENDS else embedder  # once
 
     def embed(rows: Sequence[str], progress: bool) -> np.ndarray:
         return embed_texts(rows, source, batch_size=batch_size, device=device, show_progress=progress, precision=precision,

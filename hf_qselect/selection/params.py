@@ -62,7 +62,8 @@ class SelectionParams:
                          "RAY_ADDRESS, else a local one); the answer is the same", check=passes(check_backend),
                          choices=lambda: list(BACKENDS), provenance=False, recipe="selection_backend")
     batch_size: int = param(64, "embedding batch size", check=integer(1), provenance=False, recipe="embedding_batch_size")
-    device: Optional[str] = param(None, "device the embedder runs on (cpu, cuda, ...); None = automatic", check=string(none=True),
+    device: Optional[str] = param(None, "device the embedder runs on (cpu, cuda, ...), or several, comma-separated (cuda:0,cuda:1), "
+                                  "one process each; None = automatic (every GPU when there are several)", check=string(none=True),
                                   provenance=False, recipe="embedding_device")
     precision: str = param("auto", "dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA",
                            check=one_of(lambda: list(PRECISIONS)), choices=lambda: list(PRECISIONS), recipe="embedding_precision")

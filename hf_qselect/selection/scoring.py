@@ -6,7 +6,8 @@ that never saw it. A row is *likely mislabelled* when that model predicts anothe
 with confidence at least ``confidence`` (biO-IS's noise rule: misclassified, low entropy).
 
 Past ``max_rows`` rows the folds are drawn on a stratified sample of that many rows, and one model fitted on the
-whole sample scores every other row, a block at a time: those rows are out of its fold too.
+whole sample scores every other row, a block at a time (as jobs on the cluster inside
+``backend_context("dask" | "ray")``): those rows are out of its fold too.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from ..qubo import Vectors, as_vectors
+from ..qubo.backends import on_cluster
+from ..qubo.decompose import run_jobs
+from ..qubo.vectors import READ_ROWS
 from .quotas import apportion
 
 SCORE_ROWS = 50_000
@@ -38,15 +42,24 @@ def out_of_fold_proba(embeddings: np.ndarray | Vectors, codes: np.ndarray, folds
     proba[sample] = _folds_proba(x, codes[sample], folds, seed, n_classes=proba.shape[1])
     model = _lda().fit(x, codes[sample])
     del x
-    rest = np.ones(len(codes), dtype=bool)
-    rest[sample] = False
-    with tqdm(total=len(codes), desc="scoring", unit="row", disable=not show_progress) as bar:
-        for start, block in vectors.blocks():
-            rows = np.flatnonzero(rest[start : start + len(block)])
-            if len(rows):
-                proba[np.ix_(start + rows, model.classes_)] = model.predict_proba(block[rows])
-            bar.update(len(block))
+    rest = np.setdiff1d(np.arange(len(codes)), sample)
+    groups = np.array_split(rest, max(1, -(-len(rest) // READ_ROWS)))
+    if on_cluster():  # inside backend_context("dask" | "ray"): the blocks are scored on the cluster
+        from joblib import delayed
+
+        answers = run_jobs((delayed(_predict)(model, vectors if vectors.on_disk else vectors.rows(g), g) for g in groups), -1)
+    else:
+        answers = (_predict(model, vectors, g) for g in groups)
+    with tqdm(total=len(codes), initial=len(sample), desc="scoring", unit="row", disable=not show_progress) as bar:
+        for rows, block_proba in zip(groups, answers):
+            proba[np.ix_(rows, model.classes_)] = block_proba
+            bar.update(len(rows))
     return proba
+
+
+def _predict(model: LinearDiscriminantAnalysis, source: np.ndarray | Vectors, rows: np.ndarray) -> np.ndarray:
+    """Class probabilities of ``rows``: read from ``source`` when it is :class:`Vectors`, else ``source`` is them."""
+    return model.predict_proba(source.rows(rows) if isinstance(source, Vectors) else source)
 
 
 def _folds_proba(x: np.ndarray, codes: np.ndarray, folds: int, seed: int | None, n_classes: int | None = None) -> np.ndarray:

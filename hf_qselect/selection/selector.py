@@ -138,20 +138,19 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         timings: dict[str, float] = {}
         cached = False
         vectors = None
-        if embeddings is not None:
-            vectors = check_embeddings(embeddings, len(ds))
-            timings["prepare"] = time.perf_counter() - began
-        elif needs_embeddings:
-            start = time.perf_counter()
-            raw, cached = embed_dataset(
-                ds, self.text_column, texts, self.embedder, cache_dir=self.cache_dir,
-                batch_size=self.batch_size, device=self.device, show_progress=self.show_progress, precision=precision,
-            )
-            vectors = check_embeddings(raw, len(ds))
-            timings["embed"] = time.perf_counter() - start
-
         method, comparison = self.method, None
-        with backend_context(self.backend, self.n_jobs):
+        with backend_context(self.backend, self.n_jobs):  # a cluster embeds the shards of a large input too
+            if embeddings is not None:
+                vectors = check_embeddings(embeddings, len(ds))
+                timings["prepare"] = time.perf_counter() - began
+            elif needs_embeddings:
+                start = time.perf_counter()
+                raw, cached = embed_dataset(
+                    ds, self.text_column, texts, self.embedder, cache_dir=self.cache_dir,
+                    batch_size=self.batch_size, device=self.device, show_progress=self.show_progress, precision=precision,
+                )
+                vectors = check_embeddings(raw, len(ds))
+                timings["embed"] = time.perf_counter() - start
             if method == "auto":
                 start = time.perf_counter()
                 method, comparison = self._choose_method(candidates, vectors, codes, keep, plan)
