@@ -1,5 +1,6 @@
 """ONNX plumbing shared by the compressor's export and the selector's ONNX embedder: trace a module to ONNX with
-dynamic batch and sequence axes, quantize MatMuls to int8 with onnxruntime, and open a CPU session."""
+dynamic batch and sequence axes, quantize MatMuls to int8 with onnxruntime, and open a CPU session (onnxruntime,
+or OpenVINO, which reads the same file)."""
 from __future__ import annotations
 
 import os
@@ -51,3 +52,30 @@ def cpu_session(path: str | os.PathLike, threads: int | None = None):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class _OpenVinoSession:
+    """An OpenVINO model compiled for the CPU, called like an onnxruntime session: ``run(None, feeds)``."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None):
+        import openvino as ov
+
+        config = {"INFERENCE_NUM_THREADS": int(threads)} if threads else {}
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+
+    def run(self, _outputs: Any, feeds: dict) -> list:
+        return [self.compiled(feeds)[self.compiled.output(0)]]
+
+
+def check_openvino_available(what: str = "embedder_backend='openvino'") -> None:
+    """Raise naming the extra unless OpenVINO imports."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"{what} needs OpenVINO: pip install 'hf-qselect[openvino]'") from err
+
+
+def openvino_session(path: str | os.PathLike, threads: int | None = None) -> _OpenVinoSession:
+    """The ONNX file at ``path`` compiled by OpenVINO for the CPU."""
+    check_openvino_available()
+    return _OpenVinoSession(path, threads)

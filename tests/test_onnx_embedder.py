@@ -44,3 +44,20 @@ def test_bad_backends_are_refused(tmp_path):
     cls = SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension(), pooling_mode="cls")], device="cpu")
     with pytest.raises(ValueError, match="mean-pooling"):
         embed_texts(["a text"], cls, precision="onnx", cache_dir=tmp_path, show_progress=False)
+
+
+def test_openvino_runs_the_same_export(sentences, tmp_path):
+    """``openvino`` compiles the fp32 ONNX export with OpenVINO for the CPU: the same vectors, the same cached file."""
+    texts = list(sentences["text"])
+    reference = embed_texts(texts, precision="float32", show_progress=False)
+    vino = embed_texts(texts, precision="openvino", cache_dir=tmp_path, show_progress=False)
+    assert vino.shape == reference.shape and (vino * reference).sum(axis=1).min() > 0.9999
+    assert [p.name for p in (tmp_path / "onnx").rglob("*.onnx")] == ["model.onnx"]  # the onnx backend's export, reused
+
+
+def test_a_missing_openvino_names_its_extra(sentences, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ImportError, match=r"pip install 'hf-qselect\[openvino\]'"):
+        embed_texts(list(sentences["text"])[:2], precision="openvino", cache_dir=tmp_path, show_progress=False)

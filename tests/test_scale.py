@@ -129,3 +129,29 @@ def test_bad_sizes_are_refused_naming_the_parameter(data, param, value):
     ds, emb, _ = data
     with pytest.raises((ValueError, TypeError), match=param):
         chunked(**{param: value}).fit(ds, embeddings=emb)
+
+
+def test_a_serial_solver_runs_its_chunks_one_at_a_time_here(data):
+    """A cloud solver's plan is serial (Leap queues the calls): chunk jobs then run in this process, not a pool."""
+    import dimod
+    from dwave.samplers import SteepestDescentSolver
+
+    from hf_qselect.qubo import AnnealSettings, SolverPlan
+    from hf_qselect.selection.chunked import class_chunks, solve_chunks
+
+    calls = []
+
+    class Recording(dimod.Sampler):
+        parameters, properties = {}, {}
+
+        def sample(self, bqm, **kwargs):
+            calls.append(len(bqm))
+            return SteepestDescentSolver().sample(bqm)
+
+    _, emb, labels = data
+    vectors = Vectors(emb)
+    chunks, quotas = class_chunks(vectors, labels, np.array([100, 100, 100]), 120)
+    plan = SolverPlan("recording", Recording(), serial=True)
+    answers = solve_chunks(vectors, chunks, quotas, None, AnnealSettings(solver=plan, seed=0, block_size=30, n_jobs=2, show_progress=False))
+    assert len(answers) == len(chunks) > 3 and calls  # sampled here: a pool worker's calls would not reach this list
+    assert sum(len(a.kept) for a in answers) == 300

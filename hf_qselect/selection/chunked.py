@@ -16,7 +16,7 @@ import numpy as np
 from joblib import delayed
 from tqdm.auto import tqdm
 
-from ..qubo import AnnealSettings, Vectors, anneal, bisect, split_large
+from ..qubo import AnnealSettings, Vectors, anneal, bisect, get_solver, split_large
 from ..qubo.decompose import run_jobs
 from .formulations import mmd_block
 from .quotas import apportion
@@ -83,7 +83,7 @@ def solve_chunks(vectors: Vectors, chunks: list[np.ndarray], quotas: np.ndarray,
             job_settings = replace(settings, seed=None if seed is None else int(seed))
             yield delayed(solve_chunk)(source, rows, None if noisy is None else noisy[rows], int(k), job_settings)
 
-    n_jobs = 1 if len(chunks) == 1 else settings.n_jobs
+    n_jobs = 1 if len(chunks) == 1 or get_solver(settings.solver).serial else settings.n_jobs  # a cloud solver queues calls itself
     answers = []
     with tqdm(total=int(sum(len(c) for c in chunks)), desc="annealing chunks", unit="row",
               disable=not settings.show_progress) as bar:

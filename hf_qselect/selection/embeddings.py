@@ -142,9 +142,10 @@ def embed_texts(
     """Embed ``texts`` into a float32 array of L2-normalised rows.
 
     ``device`` may list several devices (``"cuda:0,cuda:1"``): one encoding process each; ``None`` uses every CUDA
-    device when there are several. ``precision`` is the dtype the model runs in (see ``resolve_precision``), ``"onnx"`` / ``"onnx-int8"`` to run an
-    ONNX export under onnxruntime (exported once into ``cache_dir``), or ``"static"`` for the token table distilled
-    from the model (once, into ``cache_dir``); the result is always float32.
+    device when there are several. ``precision`` is the dtype the model runs in (see ``resolve_precision``);
+    ``"onnx"`` / ``"onnx-int8"`` run an ONNX export under onnxruntime and ``"openvino"`` the fp32 export under
+    OpenVINO (exported once into ``cache_dir``); ``"static"`` is the token table distilled from the model (once,
+    into ``cache_dir``). The result is always float32.
     A model passed in as an object is used in a copy, never cast in place.
     """
     import torch

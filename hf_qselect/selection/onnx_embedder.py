@@ -1,5 +1,5 @@
-"""Sentence embeddings through onnxruntime: the embedder's transformer exported once to ONNX (optionally int8),
-cached on disk, run on length-sorted batches.
+"""Sentence embeddings through onnxruntime or OpenVINO: the embedder's transformer exported once to ONNX (optionally
+int8), cached on disk, run on length-sorted batches.
 
 sentence-transformers' own ``backend="onnx"`` needs optimum's ONNX Runtime package, whose only reachable
 release pins transformers < 5; this path needs only ``onnx`` and ``onnxruntime`` (``hf-qselect[onnx]``). It
@@ -17,9 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..onnx_io import check_onnx_available, cpu_session, quantize_int8, trace
+from ..onnx_io import check_onnx_available, check_openvino_available, cpu_session, openvino_session, quantize_int8, trace
 
-ONNX_BACKENDS = ("onnx", "onnx-int8")
+ONNX_BACKENDS = ("onnx", "onnx-int8", "openvino")  # openvino runs the fp32 export under OpenVINO
 PER_CHANNEL = True
 
 
@@ -48,7 +48,7 @@ def check_mean_pooling(model: Any) -> None:
     modules = list(model)
     pooling = getattr(modules[1], "pooling_mode", type(modules[1]).__name__) if len(modules) > 1 else None
     if pooling != "mean" or not hasattr(modules[0], "auto_model"):
-        raise ValueError(f"the onnx, onnx-int8 and static embedder backends serve transformer + mean-pooling models; this one pools by {pooling!r}: "
+        raise ValueError(f"the onnx, onnx-int8, openvino and static embedder backends serve transformer + mean-pooling models; this one pools by {pooling!r}: "
                          "use embedder_backend='torch'")
 
 
@@ -81,6 +81,8 @@ def onnx_embed(texts: Sequence[str], model: Any, identity: str | None, backend: 
     """Embed ``texts`` with an ONNX export of ``model`` (a ``SentenceTransformer``), exported once per identity into
     ``cache_dir/onnx``."""
     check_onnx_available(f"embedder_backend={backend!r}")
+    if backend == "openvino":
+        check_openvino_available()
     import torch
     from tqdm.auto import tqdm
 
@@ -92,7 +94,7 @@ def onnx_embed(texts: Sequence[str], model: Any, identity: str | None, backend: 
         path = export_path(identity, backend, root)
         if not path.exists():
             export(model, path, backend)
-    session = cpu_session(path, torch.get_num_threads())
+    session = (openvino_session if backend == "openvino" else cpu_session)(path, torch.get_num_threads())
     tokenizer, max_length = model.tokenizer, model.max_seq_length
     lengths = np.array([len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]])
     order = np.argsort(-lengths, kind="stable")  # length-sorted batches pad little

@@ -68,7 +68,8 @@ class SelectionParams:
     precision: str = param("auto", "dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA",
                            check=one_of(lambda: list(PRECISIONS)), choices=lambda: list(PRECISIONS), recipe="embedding_precision")
     embedder_backend: str = param("torch", "how the embedder runs: torch; onnx / onnx-int8 under onnxruntime on the CPU "
-                                  "(exported once and cached; needs hf-qselect[onnx]); static: a token table distilled once "
+                                  "(exported once and cached; needs hf-qselect[onnx]); openvino: the onnx export under OpenVINO "
+                                  "(hf-qselect[openvino]); static: a token table distilled once "
                                   "from the model (Model2Vec's recipe), far faster and less accurate", check=one_of(lambda: list(EMBEDDER_BACKENDS)),
                                   choices=lambda: list(EMBEDDER_BACKENDS))
     cache_dir: Any = param(None, "embedding cache folder; None = $HF_QSELECT_CACHE or ~/.cache/hf_qselect, False = no cache",
