@@ -228,11 +228,11 @@ def input_paths(source: str | os.PathLike | None, data: Dataset | DatasetDict | 
 
 def load_labelled(source: str | os.PathLike, text_column: str = "text", label_column: str = "label") -> Dataset:
     """The training split of ``source`` with its text and class-label columns checked (one-line errors naming them)."""
-    from .validation import check_columns, label_codes
+    from .validation import check_columns, label_codes, label_values
 
     dataset = load_data(source)
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"]
     check_columns(dataset, text_column=text_column, label_column=label_column)
-    label_codes(dataset[label_column], label_column)
+    label_codes(label_values(dataset, label_column), label_column)
     return dataset

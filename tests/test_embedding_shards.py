@@ -63,3 +63,27 @@ def test_a_large_entry_is_read_memory_mapped(tmp_path, monkeypatch):
     embedding_cache.write_cached(tmp_path / "e.npy", rows)
     read = embedding_cache.read_cached(tmp_path / "e.npy", 50)
     assert isinstance(read, np.memmap) and np.array_equal(read, rows)
+
+
+def test_an_interrupted_join_keeps_every_shard_and_leaves_no_entry(sentences, tmp_path, shards, monkeypatch):
+    """The rename into the cache entry is the last step: stopped there, the shards stay whole and nothing else is left."""
+    import os
+
+    texts = list(sentences["text"])
+    entry = cache_path(None, texts_digest(texts), "text", len(texts), tmp_path)
+    calls = counting(monkeypatch)
+
+    def stopped(src, dst):
+        raise KeyboardInterrupt("stopped while joining")
+
+    real_replace = os.replace
+    monkeypatch.setattr(embedding_cache.os, "replace", lambda src, dst: stopped(src, dst) if str(dst) == str(entry) else real_replace(src, dst))
+    with pytest.raises(KeyboardInterrupt):
+        embed_dataset(sentences, "text", texts, cache_dir=tmp_path, show_progress=False)
+    assert not entry.exists() and calls == [7, 7, 7, 3]
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.stem + ".shards"]  # no temporary file left
+    assert len(list(embedding_cache.shard_folder(entry).iterdir())) == 4
+    monkeypatch.setattr(embedding_cache.os, "replace", real_replace)
+    vectors, cached = embed_dataset(sentences, "text", texts, cache_dir=tmp_path, show_progress=False)
+    assert calls == [7, 7, 7, 3] and not cached  # joined from the shards, nothing embedded again
+    assert entry.exists() and np.allclose(vectors, embed_texts(texts, show_progress=False), atol=1e-5)

@@ -155,7 +155,7 @@ def sparse_training_report(model: Any, dataset: Any, tokenizer: Any, params: Dia
     """Measure a copy of ``model`` (a ``*ForSequenceClassification``) pruned and fine-tuned sparsely on ``dataset``."""
     from tqdm.auto import tqdm
 
-    from ..validation import check_columns, label_codes, text_values
+    from ..validation import check_columns, label_codes, label_values, text_values
 
     params = params or DiagnosticsParams(**kwargs)
     checked = params.check_params()
@@ -164,7 +164,7 @@ def sparse_training_report(model: Any, dataset: Any, tokenizer: Any, params: Dia
     if not prunable(model, include_head=True):
         raise TypeError(f"{type(model).__name__} has no nn.Linear weights to prune")
     check_columns(dataset, text_column=text_column, label_column=label_column)
-    codes, _ = label_codes(dataset[label_column], label_column)
+    codes, _ = label_codes(label_values(dataset, label_column), label_column)
     texts = text_values(dataset, text_column)
     num_labels = getattr(getattr(model, "config", None), "num_labels", None)
     if num_labels is not None and codes.max() >= num_labels:
@@ -257,9 +257,9 @@ def verdicts(report: SparseTrainingReport, learning_rate: float) -> dict[str, di
 def macro_f1(model: Any, tokenizer: Any, dataset: Any, text_column: str, label_column: str, max_length: int) -> float:
     from sklearn.metrics import f1_score
 
-    from ..validation import label_codes, text_values
+    from ..validation import label_codes, label_values, text_values
 
-    codes, _ = label_codes(dataset[label_column], label_column)
+    codes, _ = label_codes(label_values(dataset, label_column), label_column)
     texts = text_values(dataset, text_column)
     predictions = []
     model.eval()

@@ -59,19 +59,21 @@ def read_cached(path: Path, n_rows: int) -> np.ndarray | None:
     return None
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}.tmp.npy")
-
-
-def write_cached(path: Path, vectors: np.ndarray) -> None:
-    """Write atomically through a temporary name unique to this process and thread."""
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary ``.npy`` name unique to this process and thread, then rename it to ``path``; an
+    interrupt leaves ``path`` as it was and no temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}.tmp.npy")
     try:
-        np.save(tmp, vectors)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_cached(path: Path, vectors: np.ndarray) -> None:
+    """Write ``vectors`` to ``path`` atomically."""
+    write_atomically(path, lambda tmp: np.save(tmp, vectors))
 
 
 def shard_folder(path: Path) -> Path:
@@ -115,8 +117,8 @@ def join_shards(shards: list[Path], path: Path) -> None:
     """Copy the shards, in order, into one ``.npy`` at ``path`` (written under a temporary name, then renamed)."""
     first = np.load(shards[0], mmap_mode="r")
     rows = sum(np.load(s, mmap_mode="r").shape[0] for s in shards)
-    tmp = _temporary(path)
-    try:
+
+    def write(tmp: Path) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, first.shape[1]))
         at = 0
         for shard in shards:
@@ -124,7 +126,5 @@ def join_shards(shards: list[Path], path: Path) -> None:
             out[at:at + len(block)] = block
             at += len(block)
         out.flush()
-        del out
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomically(path, write)
