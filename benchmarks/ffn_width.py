@@ -20,7 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_qselect.data import BUILTINS
 from hf_qselect.selection.embeddings import default_embedder
-from hf_qselect.pruning.architecture import apply_plan, shape_of
+from hf_qselect.models import adapter_for, apply_plan
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pruning import padded_batches, timed_rates  # noqa: E402
@@ -29,7 +29,7 @@ from pruning import padded_batches, timed_rates  # noqa: E402
 def pruned_copy(base, width: int, heads_removed: int, seed: int = 0):
     """``base`` with ``heads_removed`` heads (spread over layers) and FFN width ``width``, physically removed."""
     rng = np.random.default_rng(seed)
-    shape = shape_of(base)
+    shape = adapter_for(base).shape(base)
     n_layers, n_heads = len(shape.heads_per_layer), shape.heads_per_layer[0]
     removed = np.bincount(np.arange(heads_removed) % n_layers, minlength=n_layers)
     heads = {l: sorted(rng.choice(n_heads, n_heads - removed[l], replace=False).tolist()) for l in range(n_layers) if removed[l]}

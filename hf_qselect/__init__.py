@@ -2,7 +2,9 @@
 
 The public names are imported on first use, so ``import hf_qselect`` stays cheap (no torch, no transformers).
 """
-from .lazy import lazy_getattr
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_dir, lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -19,7 +21,12 @@ _EXPORTS = {
 }
 __all__ = [*_EXPORTS, "__version__"]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
+__dir__ = lazy_dir(_EXPORTS, globals())
 
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+if TYPE_CHECKING:
+    from .comparison import compare
+    from .heads import QuboHead
+    from .hub import load_reduced, publish_reduced
+    from .pruning import AnnealingPruner
+    from .selection import InstanceSelector, SelectionReport
+    from .training import QSelectConfig, QSelectTrainer

@@ -140,7 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def model_command(args: argparse.Namespace, cls: type) -> tuple[Path, object]:
     """What every command on a saved model checks first: the model folder, the output folder, the parameters."""
-    from .pruning.saved import check_model_dir
+    from .models import check_model_dir
 
     check_model_dir(args.model_dir)
     out = check_output_dir(args.out, [args.model_dir, *input_paths(args.data)], overwrite=args.overwrite)
@@ -191,7 +191,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from .diagnostics import download, sparse_training_report
-    from .pruning import load_pruned
+    from .models import load_pruned
     if args.rows is not None:
         dataset = dataset.shuffle(seed=params.seed).select(range(min(args.rows, len(dataset))))
     model = load_pruned(args.model_dir, AutoModelForSequenceClassification)

@@ -15,3 +15,11 @@ def lazy_getattr(package: str, exports: dict[str, str], namespace: dict[str, Any
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def lazy_dir(exports: dict[str, str], namespace: dict[str, Any]) -> Callable[[], list[str]]:
+    """A module ``__dir__`` listing the lazy exports with what is already defined, so tab completion shows them."""
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(exports) | set(namespace.get("__all__", ())))
+
+    return __dir__

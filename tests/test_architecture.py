@@ -89,3 +89,28 @@ def test_import_hf_qselect_is_light():
     subprocess.run([sys.executable, "-c", code], check=True)
     code = "import hf_qselect.cli, sys; assert 'transformers' not in sys.modules and 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_model_layer_knows_no_application_and_the_core_knows_no_model():
+    bad = [f"{module} -> {target}" for module, targets in graph().items() for target in targets
+           if (module.startswith("hf_qselect.models") and application(target))
+           or (module.startswith("hf_qselect.qubo") and target.startswith("hf_qselect.models"))]
+    assert not bad, "\n".join(bad)
+
+
+LAZY = ["hf_qselect", "hf_qselect.models", "hf_qselect.pruning", "hf_qselect.compression", "hf_qselect.subnetworks",
+        "hf_qselect.diagnostics"]
+
+
+def test_every_lazy_package_lists_its_exports_and_resolves_them():
+    code = ("import importlib, sys\n"
+            f"for name in {LAZY!r}:\n"
+            "    module = importlib.import_module(name)\n"
+            "    missing = set(module.__all__) - set(dir(module))\n"
+            "    assert not missing, (name, missing)\n"
+            "assert 'torch' not in sys.modules\n"
+            f"for name in {LAZY!r}:\n"
+            "    module = importlib.import_module(name)\n"
+            "    for export in module.__all__:\n"
+            "        getattr(module, export)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

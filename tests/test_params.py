@@ -140,3 +140,32 @@ def test_recipe_help_renders_a_percent_sign():
 
     text = HfArgumentParser(RECIPE_DATACLASSES).format_help()
     assert "'25%'" in text and "size_budget" in text
+
+
+def test_every_application_declares_its_annealing_fields_from_the_one_group():
+    """Each annealing parameter an application offers is the group's declaration: the same check, parser and choices."""
+    from hf_qselect.annealing import ANNEALING, annealing
+    from hf_qselect.compression import CompressionParams
+    from hf_qselect.heads.head import QuboHeadParams
+    from hf_qselect.params import fields
+    from hf_qselect.subnetworks import SubnetworkParams
+
+    group = {name: dataclasses.field(default=None, metadata=annealing(name).metadata) for name in ANNEALING}
+    seen = {}
+    for cls in (SelectionParams, PruningParams, CompressionParams, QuboHeadParams, SubnetworkParams):
+        offered = [f for f in fields(cls) if f.name in ANNEALING]
+        assert {"solver", "seed", "num_reads", "num_sweeps"} <= {f.name for f in offered}, cls.__name__
+        for f in offered:
+            for key in ("check", "parse", "choices", "recipe_type"):
+                assert f.metadata[key] is group[f.name].metadata[key], (cls.__name__, f.name, key)
+        seen[cls.__name__] = {f.name for f in offered}
+    assert seen["SelectionParams"] == set(ANNEALING)
+
+
+def test_anneal_settings_are_built_from_the_declared_fields():
+    from hf_qselect.annealing import anneal_settings
+
+    pruner = AnnealingPruner(num_reads=7, num_sweeps=50, block_size=30, n_jobs=2, seed=5)
+    settings = anneal_settings(pruner, show_progress=False)
+    assert (settings.num_reads, settings.num_sweeps, settings.block_size, settings.n_jobs, settings.seed, settings.show_progress) == \
+        (7, 50, 30, 2, 5, False)

@@ -7,7 +7,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from hf_qselect.qubo import AnnealSettings
 from hf_qselect.pruning import AnnealingPruner, load_pruned
-from hf_qselect.pruning.qubo import select_units
+from hf_qselect.pruning.units import select_units
 
 H, D, HIDDEN, FFN, LAYERS = 4, 8, 32, 64, 4
 

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from torch import nn
 
 from hf_qselect.subnetworks import SubnetworkSelector, load_mask
-from hf_qselect.subnetworks.gates import Gates, unit_sets
+from hf_qselect.subnetworks.gates import gates_for, unit_sets
 from hf_qselect.subnetworks.objectives import MLPObjective
 from hf_qselect.subnetworks.quadratic import local_qubo
 
@@ -65,7 +65,7 @@ def test_gauss_newton_factors_match_autograd_hessian_of_the_last_layer():
     """The logits are linear in the last hidden layer's gates, so V^T V / N is the exact Hessian there."""
     model = mlp((8, 6, 3))
     X, y = blobs(20)
-    gates = Gates(model, unit_sets(model, ()))
+    gates = gates_for(model, unit_sets(model, ()))
     objective = MLPObjective(gates, X, y, batch_size=7)
     mask = np.array([1, 0, 1, 1, 0, 1], dtype=np.int8)
     G, V = objective.local_terms({"0": mask})["0"]
@@ -86,7 +86,7 @@ def test_exact_solver_finds_the_mask_the_quadratic_model_ranks_best():
     model = mlp((8, 12, 3))
     X, y = blobs()
     selector = SubnetworkSelector(keep=0.5, rounds=0, block_size=16, solver=dimod.ExactSolver(), show_progress=False).fit(model, X, y)
-    gates = Gates(model, unit_sets(model, ()))
+    gates = gates_for(model, unit_sets(model, ()))
     G, V = MLPObjective(gates, X, y, 64).local_terms({"0": np.ones(12, dtype=np.int8)})["0"]
     gates.remove()
     F = V.T @ V / len(G)
@@ -109,7 +109,7 @@ def test_search_keeps_exact_counts_and_accepted_rounds_never_raise_the_loss():
     losses = selector.report_["losses"]
     assert all(b <= a for a, b in zip(losses, losses[1:]))
     assert selector.report_["accepted"] + selector.report_["refused"] > 0
-    gates = Gates(model, selector.units_)
+    gates = gates_for(model, selector.units_)
     assert MLPObjective(gates, X, y, 64).loss(selector.mask_) == pytest.approx(losses[-1], rel=1e-6)  # the report's loss is the real one
     gates.remove()
     assert same_state(before, state(model)) and not model[1]._forward_hooks  # no weight changed, no hook left

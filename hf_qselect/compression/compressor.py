@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
+from ..annealing import anneal_settings
 from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
 from .costs import CostModel, latency_costs, size_costs
@@ -23,7 +24,7 @@ RELINEARISE = 3
 
 
 class AnnealingCompressor(DeclaredParams, CompressionParams):
-    """Joint structured pruning and int8 quantization of a BERT-family classifier by one QUBO (seed 001).
+    """Joint structured pruning and int8 quantization of a transformer classifier by one QUBO (seed 001).
 
     ``budget`` is a size (``"25%"`` of the fp32 non-embedding weights, or ``"10MB"``) or give ``latency_ms``
     (milliseconds at ``latency_batch x latency_length``, timed on this machine at ``fit``). ``options`` are the
@@ -39,15 +40,14 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
                 f"method={self.method!r}, budget_form={self.budget_form!r}, solver={self.solver!r}, seed={self.seed})")
 
     def _settings(self, solver) -> AnnealSettings:
-        return AnnealSettings(solver=solver, seed=self.seed, block_size=10**6, num_reads=self.num_reads, num_sweeps=self.num_sweeps,
-                              n_jobs=1, show_progress=False)
+        return anneal_settings(self, solver=solver, block_size=10**6, n_jobs=1, show_progress=False)  # one QUBO, never cut
 
     def fit(self, model, calibration_dataset: Dataset) -> "AnnealingCompressor":
         """Measure the costs and sensitivities on ``calibration_dataset`` (tokenized, with labels) and choose."""
-        from ..pruning import check_calibration, check_supported, shape_of
+        from ..models import adapter_for, check_calibration
 
         self.check_params()
-        check_supported(model)
+        adapter = adapter_for(model, what="compression")
         check_not_quantized(model)
         check_calibration(calibration_dataset)
         target = self.target()
@@ -55,7 +55,7 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         if target.kind == "latency" and device.type != "cpu":
             raise ValueError(f"latency_ms is timed on the CPU (int8 dynamic quantization runs there); the model is on {device}: move it to the CPU")
         timings: dict[str, float] = {}
-        shape = shape_of(model)
+        shape = adapter.shape(model)
         blank = keep_best(build_layout(model, self.ffn_block))
         start = time.perf_counter()
         sizes = size_costs(blank, model)
@@ -154,17 +154,14 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
 
     # ------------------------------------------------------------------ applying
     def _check_fitted(self, model) -> None:
-        from ..pruning import check_supported, shape_of
-
         if not hasattr(self, "report_"):
             raise RuntimeError("this AnnealingCompressor is not fitted yet: call compressor.fit(model, calibration_dataset) first")
-        check_supported(model)
-        if shape_of(model) != self.shape_:
-            raise ValueError(f"the model's structure {shape_of(model)} differs from the one the compressor was fitted on {self.shape_}")
+        if _shape(model) != self.shape_:
+            raise ValueError(f"the model's structure {_shape(model)} differs from the one the compressor was fitted on {self.shape_}")
 
     def prune(self, model):
         """Remove the dropped heads and FFN blocks (in place); the model stays fp32 and trainable."""
-        from ..pruning import apply_plan
+        from ..models import apply_plan
 
         self._check_fitted(model)
         check_not_quantized(model)
@@ -212,9 +209,9 @@ def _least_loss(tried: list[tuple], limit: float, form: str, weight: str, hint: 
 
 
 def _shape(model):
-    from ..pruning import shape_of
+    from ..models import adapter_for
 
-    return shape_of(model)
+    return adapter_for(model, what="compression").shape(model)
 
 
 def _zero_sensitivity(layout: Layout):

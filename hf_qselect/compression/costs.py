@@ -82,7 +82,7 @@ def median_ms(fn, repeats: int = 9, warmup: int = 2) -> float:
 
 
 def _slice(linear: nn.Linear, n: int, outputs: bool) -> nn.Linear:
-    from ..pruning import keep_inputs, keep_outputs
+    from ..models import keep_inputs, keep_outputs
 
     index = torch.arange(n)
     return keep_outputs(linear, index) if outputs else keep_inputs(linear, index)
@@ -109,10 +109,10 @@ def latency_costs(layout: Layout, model, batch: int, length: int, show_progress:
     """Milliseconds of one forward pass at ``batch x length`` tokens, from timings on this machine."""
     from tqdm.auto import tqdm
 
-    from ..pruning import encoder_layers
+    from ..models import adapter_for
 
     tokens = batch * length
-    layers = encoder_layers(model)
+    layers = adapter_for(model).layers(model)
     cache: dict[tuple, dict] = {}
     per_unit, const = [], []
     unit_cost = np.zeros(len(layout.units))

@@ -1,6 +1,6 @@
 """What the compressor chooses between: droppable units (heads, FFN blocks) and quantizable Linear modules.
 
-Per encoder layer there are four modules, each one precision choice: ``qkv`` (query, key and value together),
+Per transformer layer there are four modules, each one precision choice: ``qkv`` (query, key and value together),
 ``attention_output``, ``intermediate`` and ``output``. A head owns ``3 * head_size`` rows of ``qkv`` and
 ``head_size`` columns of ``attention_output``; an FFN block owns ``ffn_block`` rows of ``intermediate`` and as
 many columns of ``output``. The pooler's dense Linear, where the model has one, is a fifth kind of module with no
@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from torch import nn
 
 ROLES = ("qkv", "attention_output", "intermediate", "output")
 POOLER = "pooler"
-LINEARS = {"qkv": ("attention.self.query", "attention.self.key", "attention.self.value"),
-           "attention_output": ("attention.output.dense",), "intermediate": ("intermediate.dense",), "output": ("output.dense",)}
+# each compression module is the Linears of these model-layer roles (hf_qselect.models.ROLES)
+MODEL_ROLES = {"qkv": ("query", "key", "value"), "attention_output": ("attention_output",), "intermediate": ("ffn_input",),
+               "output": ("ffn_output",)}
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Module:
 class Layout:
     units: list[Unit]
     modules: list[Module]
-    layer_prefix: str  # e.g. "bert.encoder.layer"
+    layer_prefix: str  # the layers' module path, from the adapter
     n_layers: int
     head_size: int
 
@@ -63,30 +63,37 @@ class Layout:
 
 
 def build_layout(model, ffn_block: int) -> Layout:
-    """The units and modules of a BERT-family ``model``, every unit droppable (see :func:`keep_best`)."""
-    from ..pruning import encoder_layers, shape_of
+    """The units and modules of a supported transformer ``model``, every unit droppable (see :func:`keep_best`)."""
+    from ..models import adapter_for
 
-    shape = shape_of(model)
-    size = model.config.hidden_size // model.config.num_attention_heads
+    adapter = adapter_for(model, what="compression")
+    shape = adapter.shape(model)
+    size = adapter.head_dim(model.config)
     hidden = shape.hidden_size
-    layers = encoder_layers(model)
-    prefix = next(name for name, module in model.named_modules() if module is layers)
+    layers = adapter.layers(model)
+    prefix = adapter.layer_prefix(model)
     units: list[Unit] = []
     modules: list[Module] = []
     for l, (heads, width) in enumerate(zip(shape.heads_per_layer, shape.ffn_per_layer)):
+        names = {role: tuple(n for r in MODEL_ROLES[role] for n in adapter.linear(layers[l], r)) for role in ROLES}
+        linears = {role: [layers[l].get_submodule(n) for n in names[role]] for role in ROLES}
+        qkv_rows = sum(m.out_features for m in linears["qkv"]) // heads
+        qkv_bias = sum(m.out_features for m in linears["qkv"] if m.bias is not None) // heads
+        in_bias = sum(1 for m in linears["intermediate"] if m.bias is not None)
+        out_bias = hidden if any(m.bias is not None for m in linears["attention_output"]) else 0
+        ffn_out_bias = hidden if any(m.bias is not None for m in linears["output"]) else 0
         head_ids = list(range(len(units), len(units) + heads))
         units += [Unit("head", l, np.array([h])) for h in range(heads)]
         blocks = [np.arange(start, min(start + ffn_block, width)) for start in range(0, width, ffn_block)]
         ffn_ids = list(range(len(units), len(units) + len(blocks)))
         units += [Unit("ffn", l, b) for b in blocks]
-        modules.append(Module(l, "qkv", LINEARS["qkv"], head_ids, [3 * size * hidden] * heads, [3 * size] * heads))
-        modules.append(Module(l, "attention_output", LINEARS["attention_output"], head_ids, [size * hidden] * heads, [0] * heads, hidden))
-        modules.append(Module(l, "intermediate", LINEARS["intermediate"], ffn_ids, [len(b) * hidden for b in blocks], [len(b) for b in blocks]))
-        modules.append(Module(l, "output", LINEARS["output"], ffn_ids, [len(b) * hidden for b in blocks], [0] * len(blocks), hidden))
-    pooler = getattr(getattr(model, "base_model", model), "pooler", None)
-    dense = getattr(pooler, "dense", None)
-    if isinstance(dense, nn.Linear):
-        name = next(n for n, m in model.named_modules() if m is dense)
+        n_in = len(names["intermediate"])
+        modules.append(Module(l, "qkv", names["qkv"], head_ids, [qkv_rows * hidden] * heads, [qkv_bias] * heads))
+        modules.append(Module(l, "attention_output", names["attention_output"], head_ids, [size * hidden] * heads, [0] * heads, out_bias))
+        modules.append(Module(l, "intermediate", names["intermediate"], ffn_ids, [n_in * len(b) * hidden for b in blocks], [in_bias * len(b) for b in blocks]))
+        modules.append(Module(l, "output", names["output"], ffn_ids, [len(b) * hidden for b in blocks], [0] * len(blocks), ffn_out_bias))
+    for name in adapter.other_linears(model):
+        dense = model.get_submodule(name)
         modules.append(Module(len(layers), POOLER, (name,), [], [], [], dense.out_features if dense.bias is not None else 0,
                               dense.weight.numel()))
     return Layout(units=units, modules=modules, layer_prefix=prefix, n_layers=len(layers), head_size=size)

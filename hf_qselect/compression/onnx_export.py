@@ -37,7 +37,7 @@ def dequantized_copy(model) -> tuple[nn.Module, list[str]]:
 
 
 def onnx_module_name(node_name: str) -> str:
-    """``/bert/encoder/layer.0/attention/self/query/MatMul`` -> ``bert.encoder.layer.0.attention.self.query``."""
+    """An ONNX node name to its module name: ``/a/b.0/c/MatMul`` -> ``a.b.0.c``."""
     return node_name.strip("/").rsplit("/", 1)[0].replace("/", ".")
 
 

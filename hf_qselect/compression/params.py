@@ -6,8 +6,8 @@ import re
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
-from ..params import boolean, check_params, fraction, integer, one_of, optional, param, passes
-from ..qubo import SOLVERS, check_solver
+from ..annealing import annealing
+from ..params import boolean, check_params, fraction, integer, one_of, optional, param
 
 COMPRESS_METHODS = ("qubo", "greedy")
 OPTIONS = ("drop", "int8", "fp32")
@@ -82,9 +82,8 @@ class CompressionParams:
                                         recipe_type=Optional[float])
     options: tuple = param(OPTIONS, "choices per group: drop (heads, FFN blocks), int8 and fp32 (Linear modules)",
                            check=check_options, parse=parse_options, recipe="quantize_options", recipe_type=str)
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS),
-                        recipe="compress_solver", recipe_type=str)
-    seed: Optional[int] = param(0, "seed of the annealer", check=integer(none=True), parse=optional(int), recipe=False)
+    solver: Any = annealing("solver", recipe="compress_solver")
+    seed: Optional[int] = annealing("seed", recipe=False)
     _: KW_ONLY
     method: str = param("qubo", "qubo: one QUBO over every choice; greedy: int8 everywhere, drop the cheapest units, fall back to fp32",
                         check=one_of(lambda: list(COMPRESS_METHODS)), choices=lambda: list(COMPRESS_METHODS), recipe="compress_method")
@@ -94,9 +93,8 @@ class CompressionParams:
     ffn_block: int = param(64, "FFN neurons dropped together (one choice each)", check=integer(1), recipe="compress_ffn_block")
     latency_batch: int = param(8, "batch size the latency is measured at", check=integer(1))
     latency_length: int = param(128, "sequence length the latency is measured at", check=integer(1))
-    num_reads: int = param(8, "annealer reads", check=integer(1), recipe="compress_num_reads")
-    num_sweeps: Optional[int] = param(1000, "annealer sweeps per read", check=integer(1, none=True), parse=optional(int),
-                                      recipe="compress_num_sweeps", recipe_type=Optional[int])
+    num_reads: int = annealing("num_reads", 8, help="annealer reads", recipe="compress_num_reads")
+    num_sweeps: Optional[int] = annealing("num_sweeps", recipe="compress_num_sweeps")
     batch_size: int = param(16, "calibration batch size", check=integer(1), provenance=False, recipe="compress_batch_size")
     show_progress: bool = param(True, "progress bars", check=boolean, provenance=False, recipe="compress_progress")
 

@@ -64,17 +64,16 @@ def write_compressed(model, folder: str | Path, tokenizer=None) -> Path:
 
 def load_compressed(directory: str | Path, model_class=None):
     """Rebuild what :func:`save_compressed` wrote: same shapes, same int8 modules, identical logits."""
-    from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from ..pruning import check_model_dir, pruned_skeleton
+    from ..models import check_model_dir, pruned_skeleton, read_weights
 
     path = check_model_dir(directory)
     if not (path / WEIGHTS).exists():
         raise FileNotFoundError(f"{path} has no {WEIGHTS}")
     config = AutoConfig.from_pretrained(path)
     model = pruned_skeleton(config, model_class or AutoModelForSequenceClassification)
-    state = load_file(str(path / WEIGHTS))
+    state = read_weights(path)
     int8 = list((getattr(config, COMPRESSION_KEY, None) or {}).get("int8", []))
     absent = [name for name in int8 if name + INT8 not in state]
     if absent:
@@ -96,7 +95,8 @@ def compress_saved_model(model_dir: str | Path, data: str, compressor, *, text_c
     """Load ``model_dir``, fit ``compressor`` on calibration rows of ``data`` and apply it. Returns ``(model, tokenizer, rows)``."""
     from transformers import AutoConfig
 
-    from ..pruning import calibration_rows_of, check_model_dir
+    from ..models import check_model_dir
+    from ..pruning import calibration_rows_of
 
     config = AutoConfig.from_pretrained(check_model_dir(model_dir))
     if (getattr(config, COMPRESSION_KEY, None) or {}).get("int8"):

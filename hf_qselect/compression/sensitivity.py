@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,34 +44,22 @@ def int8_rounding(weight: torch.Tensor) -> torch.Tensor:
     return torch.fake_quantize_per_tensor_affine(weight.detach().float(), float(scale), int(zero_point), observer.quant_min, observer.quant_max)
 
 
-def gate_hooks(model, layout: Layout, head_gates: list[torch.Tensor], block_gates: list[torch.Tensor]) -> list:
-    """Forward hooks multiplying each head's output and each FFN block's activations by a gate (ones)."""
-    from ..pruning import encoder_layers
+def unit_gates(model, layout: Layout) -> tuple[Any, list[torch.Tensor]]:
+    """The model layer's gating hook on every layer's heads and FFN neurons, and per layer the block each neuron is in."""
+    from ..models import Gates, layer_unit_sets
 
-    size = layout.head_size
-    handles = []
-    for l, layer in enumerate(encoder_layers(model)):
+    block_of = []
+    for l in range(layout.n_layers):
         members = [u.members for u in layout.units if u.layer == l and u.kind == "ffn"]
-        block_of = torch.as_tensor(np.concatenate([np.full(len(m), i) for i, m in enumerate(members)]), device=head_gates[l].device)
-
-        def attention(module, args, output, gate=head_gates[l]):
-            out = output[0]
-            b, t, _ = out.shape
-            return ((out.view(b, t, len(gate), size) * gate.view(1, 1, -1, 1)).view(b, t, -1), *output[1:])
-
-        def ffn(module, args, output, gate=block_gates[l], index=block_of):
-            return output * gate[index]
-
-        handles.append(layer.attention.self.register_forward_hook(attention))
-        handles.append(layer.intermediate.register_forward_hook(ffn))
-    return handles
+        block_of.append(torch.as_tensor(np.concatenate([np.full(len(m), i) for i, m in enumerate(members)])))
+    return Gates(model, layer_unit_sets(model)), block_of
 
 
 def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], batch_size: int,
                   show_progress: bool) -> tuple[np.ndarray, dict[str, torch.Tensor], int]:
     """One pass over ``dataset``: per unit ``sum_batches |dL/d gate|`` (heads and whole FFN blocks gated alike), and
     the named Linears' squared per-batch weight gradients times the batch size (the diagonal empirical Fisher)."""
-    from ..pruning import calibration_batches
+    from ..models import adapter_for, calibration_batches
 
     device = next(model.parameters()).device
     head_gates = [torch.ones(sum(1 for u in layout.units if u.layer == l and u.kind == "head"), device=device, requires_grad=True)
@@ -82,7 +71,8 @@ def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], bat
     fisher = {name: torch.zeros_like(w) for name, w in weights.items()}
     gates = np.zeros(len(layout.units))
     order = [i for l in range(layout.n_layers) for kind in ("head", "ffn") for i, u in enumerate(layout.units) if u.layer == l and u.kind == kind]
-    handles = gate_hooks(model, layout, head_gates, block_gates)
+    hooks, block_of = unit_gates(model, layout)
+    block_of = [index.to(device) for index in block_of]
     was_training = model.training
     model.eval()
     count = 0
@@ -90,7 +80,10 @@ def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], bat
         for w in weights.values():
             w.requires_grad_(True)
         n_batches = -(-len(dataset) // batch_size)
-        for batch in tqdm(calibration_batches(dataset, batch_size, device), total=n_batches, desc="compression sensitivity", disable=not show_progress):
+        pad = adapter_for(model).pad_id(model.config)
+        for batch in tqdm(calibration_batches(dataset, batch_size, device, pad), total=n_batches, desc="compression sensitivity", disable=not show_progress):
+            hooks.values = {name: gate for l in range(layout.n_layers)
+                            for name, gate in ((f"layer.{l}.heads", head_gates[l]), (f"layer.{l}.ffn", block_gates[l][block_of[l]]))}
             loss = model(**batch).loss
             gate_list = [g for pair in zip(head_gates, block_gates) for g in pair]
             grads = torch.autograd.grad(loss, gate_list + list(weights.values()))
@@ -100,8 +93,7 @@ def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], bat
                 fisher[name] += g.detach() ** 2 * rows
             count += 1
     finally:
-        for handle in handles:
-            handle.remove()
+        hooks.remove()
         for name, w in weights.items():
             w.requires_grad_(flags[name])
         model.train(was_training)

@@ -58,9 +58,11 @@ def prune_vocabulary(model, tokenizer, texts: list[str]):
 
     ``kept_ids[new_id]`` is the token's id in the old vocabulary.
     """
-    from ..pruning import check_supported
+    from ..models import adapter_for
 
-    check_supported(model)
+    adapter = adapter_for(model, what="vocabulary pruning")
+    if adapter.vocabulary is None:
+        raise TypeError(f"vocabulary pruning supports the WordPiece vocabularies of the BERT family, not {adapter.family}")
     if not len(texts):
         raise ValueError("prune_vocabulary needs the training texts; got none")
     kept = used_token_ids(tokenizer, texts)

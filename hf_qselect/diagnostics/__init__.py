@@ -4,7 +4,9 @@ download/upload the sparse weights).
 
 The parameter declaration is light; everything else (torch) is imported on first use.
 """
-from ..lazy import lazy_getattr
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_dir, lazy_getattr
 from .params import DiagnosticsParams, check_sparsity
 
 _EXPORTS = {"SparseTrainingReport": ".report", "sparse_training_report": ".report", "spectrum": ".report",
@@ -12,3 +14,10 @@ _EXPORTS = {"SparseTrainingReport": ".report", "sparse_training_report": ".repor
             "download": ".export", "upload": ".export", "lanczos": ".hessian", "hutchinson_trace": ".hessian", "hvp_fn": ".hessian"}
 __all__ = ["DiagnosticsParams", "check_sparsity", *sorted(_EXPORTS)]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
+__dir__ = lazy_dir(_EXPORTS, globals())
+
+if TYPE_CHECKING:
+    from .export import download, upload
+    from .hessian import hutchinson_trace, hvp_fn, lanczos
+    from .masks import apply_masks, emptied, fixed_mask_callback, magnitude_masks, sparsity_of
+    from .report import SparseTrainingReport, sparse_training_report, spectrum

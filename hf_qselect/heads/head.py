@@ -10,8 +10,9 @@ from typing import Any, Optional
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ..params import boolean, check_params, fraction, integer, one_of, param, passes
-from ..qubo import SOLVERS, AnnealSettings, anneal, check_solver, get_solver
+from ..annealing import anneal_settings, annealing
+from ..params import boolean, check_params, fraction, integer, one_of, param
+from ..qubo import AnnealSettings, anneal, get_solver
 from . import grid, surrogate
 
 MODES = ("iterative", "surrogate")
@@ -25,17 +26,17 @@ class QuboHeadParams:
     bits: int = param(8, "K: bits per weight, in [1, 32] (1 = binary weights)", check=integer(1))
     mode: str = param("iterative", "iterative: re-linearise the loss each iteration (the paper); surrogate: one quadratic around fp32",
                       check=one_of(lambda: list(MODES)), choices=lambda: list(MODES))
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS))
+    solver: Any = annealing("solver")
     _: KW_ONLY
     block_features: int = param(32, "weights per block QUBO (block_features x bits binary variables)", check=integer(1))
     init: str = param("gptq", "starting levels: error-feedback rounding, round-to-nearest, or all bits 0",
                       check=one_of(lambda: list(INITS)), choices=lambda: list(INITS))
     max_iter: int = param(10, "outer iterations (iterative) or block sweeps (surrogate)", check=integer(1))
     C: float = param(1.0, "inverse L2 strength, as scikit-learn's LogisticRegression", check=fraction(0.0, 1e12, low_open=True))
-    num_reads: int = param(4, "annealer reads per block", check=integer(1))
-    num_sweeps: Optional[int] = param(1000, "annealer sweeps per read", check=integer(1, none=True))
+    num_reads: int = annealing("num_reads")
+    num_sweeps: Optional[int] = annealing("num_sweeps")
     tol: float = param(1e-7, "stop when an iteration lowers the loss by less than this", check=fraction(0.0, 1.0))
-    seed: Optional[int] = param(0, "seed of the annealer", check=integer(none=True))
+    seed: Optional[int] = annealing("seed")
     show_progress: bool = param(False, "a progress bar over iterations", check=boolean, provenance=False)
 
 
@@ -98,7 +99,7 @@ class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
         expansions = surrogate.expansion(Xa, W_star, Lam)
         steps, scales = self._initial_levels(W_star, expansions)
         plan = get_solver(self.solver)
-        settings = AnnealSettings(solver=plan, num_reads=self.num_reads, num_sweeps=self.num_sweeps, n_jobs=1, show_progress=False)
+        settings = anneal_settings(self, solver=plan, seed=None, n_jobs=1, show_progress=False)  # seeded per block below
         blocks = [np.arange(i, min(i + self.block_features, d + 1)) for i in range(0, d + 1, self.block_features)]
         report = HeadReport(bits=self.bits, mode=self.mode, init=self.init, solver=plan.name, n_features=d, n_outputs=len(W_star),
                             variables_per_block=int(min(self.block_features, d + 1) * self.bits), blocks_per_sweep=len(blocks))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
-from ..params import boolean, check_params, fraction, integer, one_of, optional, param, passes
-from ..qubo import SOLVERS, check_solver
+from ..annealing import annealing
+from ..params import boolean, check_params, fraction, integer, one_of, param
 
 PRUNE_METHODS = ("qubo", "greedy")
 
@@ -25,19 +25,16 @@ class PruningParams:
     heads: float = param(0.0, "fraction of attention heads to remove, in [0, 1)", check=check_budget)
     ffn: float = param(0.0, "fraction of FFN neurons to remove (same in every layer), in [0, 1)", check=check_budget)
     layers: float = param(0.0, "fraction of encoder layers to remove, in [0, 1)", check=check_budget)
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS),
-                        recipe="prune_solver", recipe_type=str)
-    seed: Optional[int] = param(0, "seed of the annealer", check=integer(none=True), parse=optional(int), recipe=False)
+    solver: Any = annealing("solver", recipe="prune_solver")
+    seed: Optional[int] = annealing("seed", recipe=False)
     _: KW_ONLY
     method: str = param("qubo", "qubo: importance-minus-redundancy QUBOs; greedy: importance ranking",
                         check=one_of(lambda: list(PRUNE_METHODS)), choices=lambda: list(PRUNE_METHODS), recipe="prune_method")
     redundancy_weight: float = param(0.5, "beta: weight of the redundancy term (0 = importance ranking)", check=fraction(0.0, 1e9))
-    block_size: int = param(100, "largest block of units annealed at once", check=integer(2), recipe="prune_block_size")
-    num_reads: int = param(4, "annealer reads per block", check=integer(1), recipe="prune_num_reads")
-    num_sweeps: Optional[int] = param(1000, "annealer sweeps per read", check=integer(1, none=True), parse=optional(int),
-                                      recipe="prune_num_sweeps", recipe_type=Optional[int])
-    n_jobs: Optional[int] = param(1, "joblib workers for the blocks", check=integer(none=True), parse=optional(int), provenance=False,
-                                  recipe="prune_n_jobs", recipe_type=Optional[int])
+    block_size: int = annealing("block_size", recipe="prune_block_size")
+    num_reads: int = annealing("num_reads", recipe="prune_num_reads")
+    num_sweeps: Optional[int] = annealing("num_sweeps", recipe="prune_num_sweeps")
+    n_jobs: Optional[int] = annealing("n_jobs", 1, recipe="prune_n_jobs")
     batch_size: int = param(16, "calibration batch size when scoring units", check=integer(1), provenance=False, recipe="prune_batch_size")
     max_tokens: int = param(2048, "calibration tokens sampled for the redundancy vectors", check=integer(1), recipe="prune_max_tokens")
     ffn_multiple: int = param(64, "round the kept FFN width down to a multiple of this (1: exact budget)", check=integer(1))

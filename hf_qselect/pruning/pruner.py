@@ -7,13 +7,14 @@ from typing import Any
 import numpy as np
 from datasets import Dataset
 
+from ..annealing import anneal_settings
+from ..models import adapter_for, apply_plan, check_calibration
 from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
-from .architecture import apply_plan, check_supported, shape_of
 from .params import PruningParams
-from .qubo import select_units
 from .report import PruningReport
-from .scores import check_calibration, compute_scores
+from .scores import compute_scores
+from .units import select_units
 
 
 def ffn_keep_width(width: int, ffn: float, multiple: int) -> int:
@@ -46,16 +47,15 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         return f"AnnealingPruner(heads={self.heads}, ffn={self.ffn}, layers={self.layers}, method={self.method!r}, solver={self.solver!r}, seed={self.seed})"
 
     def _settings(self) -> AnnealSettings:
-        return AnnealSettings(solver=self.solver, seed=self.seed, block_size=self.block_size, num_reads=self.num_reads,
-                              num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, show_progress=False)
+        return anneal_settings(self, show_progress=False)
 
     def fit(self, model, calibration_dataset: Dataset) -> "AnnealingPruner":
         """Score every unit on ``calibration_dataset`` (tokenized, with labels) and choose what to keep."""
-        check_supported(model)
+        adapter = adapter_for(model, what="structured pruning")
         checked = self.check_params()
         budgets = {name: checked[name] for name in ("heads", "ffn", "layers")}
         check_calibration(calibration_dataset)
-        shape = shape_of(model)
+        shape = adapter.shape(model)
         n_layers = len(shape.heads_per_layer)
         keep_layers = n_layers - int(round(budgets["layers"] * n_layers))
         if keep_layers < 1:
@@ -134,8 +134,7 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         """Physically remove the pruned units from ``model`` (in place) and return it."""
         if not hasattr(self, "report_"):
             raise RuntimeError("this AnnealingPruner is not fitted yet: call pruner.fit(model, calibration_dataset) first")
-        check_supported(model)
-        shape = shape_of(model)
+        shape = adapter_for(model, what="structured pruning").shape(model)
         if shape != self.shape_:
             raise ValueError(f"the model's structure {shape} differs from the one the pruner was fitted on {self.shape_}; fit on this model")
         heads = {l: h for l, h in self.kept_heads_.items() if len(h) < self.shape_.heads_per_layer[l]}

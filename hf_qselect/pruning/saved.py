@@ -8,18 +8,8 @@ from datasets import ClassLabel, DatasetDict
 
 from ..data import load_data
 from ..validation import check_labels, text_values
-from .architecture import load_pruned
+from ..models import check_model_dir, load_pruned
 from .pruner import AnnealingPruner
-
-
-def check_model_dir(model_dir: str | Path) -> Path:
-    """A saved model folder (with ``config.json``), or a one-line error naming it."""
-    path = Path(model_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"no such model folder: {model_dir}")
-    if not path.is_dir() or not (path / "config.json").exists():
-        raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json); give the folder save_pretrained wrote")
-    return path
 
 
 def calibration_labels(rows, label_column: str, label2id: dict[str, int], num_labels: int, source: str) -> list[int]:

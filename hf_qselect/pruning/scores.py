@@ -11,16 +11,13 @@ Hooks are removed and ``requires_grad`` restored afterwards: the model is left a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from .architecture import encoder_layers, head_size
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+from ..models import Gates, adapter_for, calibration_batches, check_calibration, layer_unit_sets
 
 
 @dataclass
@@ -41,41 +38,6 @@ class UnitScores:
     tokens: int
 
 
-def label_column(dataset: Dataset) -> str:
-    for name in ("labels", "label"):
-        if name in dataset.column_names:
-            return name
-    raise KeyError(f"the calibration dataset needs a 'labels' (or 'label') column for the gradients; its columns are {dataset.column_names}")
-
-
-def check_calibration(dataset: Any) -> str:
-    """A non-empty, tokenized ``datasets.Dataset`` with labels, or a one-line error; returns the label column."""
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"calibration_dataset must be a tokenized datasets.Dataset, got {type(dataset).__name__}")
-    labels = label_column(dataset)
-    if "input_ids" not in dataset.column_names:
-        raise KeyError(f"the calibration dataset must be tokenized: no 'input_ids' column (columns: {dataset.column_names})")
-    if len(dataset) == 0:
-        raise ValueError("the calibration dataset is empty")
-    return labels
-
-
-def calibration_batches(dataset: Dataset, batch_size: int, device: torch.device):
-    """Padded tensor batches of the model inputs and labels."""
-    labels = check_calibration(dataset)
-    columns = [c for c in MODEL_INPUTS if c in dataset.column_names]
-    for start in range(0, len(dataset), batch_size):
-        rows = dataset[start : start + batch_size]
-        batch = {}
-        for column in columns:
-            seqs = [torch.as_tensor(list(x)) for x in rows[column]]
-            batch[column] = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=0).to(device)
-        if "attention_mask" not in batch:
-            batch["attention_mask"] = (batch["input_ids"] != 0).long()
-        batch["labels"] = torch.as_tensor(list(rows[labels])).to(device)
-        yield batch
-
-
 def unit_rows(x: np.ndarray, centre: bool = True) -> np.ndarray:
     """Columns of ``x`` (tokens, units) as unit-norm rows (units, tokens), centred for correlations."""
     x = np.asarray(x, dtype=np.float32)
@@ -89,46 +51,37 @@ def unit_rows(x: np.ndarray, centre: bool = True) -> np.ndarray:
 def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: int = 2048, show_progress: bool = True) -> UnitScores:
     """Run the calibration set through ``model`` with gates and hooks; return :class:`UnitScores`."""
     check_calibration(dataset)
+    adapter = adapter_for(model, what="structured pruning")
     device = next(model.parameters()).device
-    layers = encoder_layers(model)
-    n_layers, size = len(layers), head_size(model)
-    heads = [layer.attention.self.query.out_features // size for layer in layers]
-    head_gates = [torch.ones(h, device=device, requires_grad=True) for h in heads]
-    neuron_gates = [torch.ones(layer.intermediate.dense.out_features, device=device, requires_grad=True) for layer in layers]
-    head_imp = [torch.zeros(h, device=device) for h in heads]
+    sets = layer_unit_sets(model)
+    heads_sets, ffn_sets = sets[0::2], sets[1::2]
+    n_layers = len(heads_sets)
+    head_gates = [torch.ones(u.size, device=device, requires_grad=True) for u in heads_sets]
+    neuron_gates = [torch.ones(u.size, device=device, requires_grad=True) for u in ffn_sets]
+    head_imp = [torch.zeros(u.size, device=device) for u in heads_sets]
     neuron_imp = [torch.zeros_like(g) for g in neuron_gates]
-    head_norms: list[list[np.ndarray]] = [[] for _ in layers]
-    activations: list[list[np.ndarray]] = [[] for _ in layers]
+    head_norms: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
+    activations: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
     influence = np.zeros(n_layers)
-    updates: list[list[np.ndarray]] = [[] for _ in layers]
+    updates: list[list[np.ndarray]] = [[] for _ in range(n_layers)]
     state = {"mask": None, "taken": 0, "take": 0}
 
     def sample(tensor: torch.Tensor) -> np.ndarray:
         flat = tensor.detach()[state["mask"]]
         return flat[: state["take"]].float().cpu().numpy()
 
-    def attention_hook(index):
-        def hook(module, args, output):
-            out = output[0]
-            b, s, _ = out.shape
-            gated = (out.view(b, s, heads[index], size) * head_gates[index].view(1, 1, -1, 1)).view(b, s, -1)
-            if state["take"]:
-                head_norms[index].append(sample(gated.view(b, s, heads[index], size).norm(dim=-1)))
-            return (gated, *output[1:])
-        return hook
+    def observe(unit, gated: torch.Tensor) -> None:
+        """Sample each head's per-token output norm and each neuron's activation, as gated."""
+        if not state["take"]:
+            return
+        if unit.kind == "heads":
+            b, s, width = gated.shape
+            head_norms[unit.layer].append(sample(gated.view(b, s, unit.size, width // unit.size).norm(dim=-1)))
+        else:
+            activations[unit.layer].append(sample(gated))
 
-    def ffn_hook(index):
-        def hook(module, args, output):
-            gated = output * neuron_gates[index]
-            if state["take"]:
-                activations[index].append(sample(gated))
-            return gated
-        return hook
-
-    handles = []
-    for i, layer in enumerate(layers):
-        handles.append(layer.attention.self.register_forward_hook(attention_hook(i)))
-        handles.append(layer.intermediate.register_forward_hook(ffn_hook(i)))
+    gates = Gates(model, sets, observe=observe)
+    gates.values = {u.name: g for u, g in zip(heads_sets + ffn_sets, head_gates + neuron_gates)}
     grad_flags = [p.requires_grad for p in model.parameters()]
     was_training = model.training
     total_tokens = 0
@@ -137,7 +90,7 @@ def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: in
             p.requires_grad_(False)
         model.eval()
         n_batches = -(-len(dataset) // batch_size)
-        for batch in tqdm(calibration_batches(dataset, batch_size, device), total=n_batches, desc="pruning scores", disable=not show_progress):
+        for batch in tqdm(calibration_batches(dataset, batch_size, device, adapter.pad_id(model.config)), total=n_batches, desc="pruning scores", disable=not show_progress):
             mask = batch["attention_mask"].bool()
             state["mask"], state["take"] = mask, max(0, min(int(mask.sum()), max_tokens - state["taken"]))
             out = model(**batch, output_hidden_states=True)
@@ -155,8 +108,7 @@ def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: in
             total_tokens += int(mask.sum())
             state["taken"] += state["take"]
     finally:
-        for handle in handles:
-            handle.remove()
+        gates.remove()
         for p, flag in zip(model.parameters(), grad_flags):
             p.requires_grad_(flag)
         model.train(was_training)

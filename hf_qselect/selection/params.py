@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
-from ..params import boolean, check_params, fraction, integer, json_object, one_of, optional, param, passes, string
-from ..qubo import BACKENDS, SOLVERS, check_backend, check_solver
+from ..annealing import annealing
+from ..params import boolean, check_params, fraction, integer, one_of, optional, param, passes, string
 from ..validation import check_keep
 from .embeddings import EMBEDDER_BACKENDS, PRECISIONS
 from .registry import AUTO_CANDIDATES, METHODS, candidate_methods
@@ -20,12 +20,6 @@ def _embedder(name: str, value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return value
     raise TypeError(f"embedder must be a path, a hub id or a SentenceTransformer, got {type(value).__name__}")
-
-
-def _sampler_params(name: str, value: Any) -> Any:
-    if value is not None and not isinstance(value, dict):
-        raise TypeError(f"sampler_params must be a dict of sampler keywords or None, got {value!r}")
-    return value
 
 
 def _cache_dir(name: str, value: Any) -> Any:
@@ -47,20 +41,14 @@ class SelectionParams:
     label_column: str = param("label", "column holding the class label", check=string(), recipe=False)
     embedder: Any = param(None, "sentence-transformers path, hub id or model; None = the packaged all-MiniLM-L6-v2",
                           check=_embedder, parse=optional(str), recipe_type=Optional[str])
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS), recipe_type=str)
-    seed: Optional[int] = param(0, "seed of every random choice: the same seed keeps the same rows", check=integer(none=True),
-                                parse=optional(int), recipe="selection_seed", recipe_type=Optional[int])
+    solver: Any = annealing("solver")
+    seed: Optional[int] = annealing("seed", help="seed of every random choice: the same seed keeps the same rows", recipe="selection_seed")
     _: KW_ONLY
-    block_size: int = param(100, "largest block annealed at once (100 fits a QPU clique)", check=integer(2))
-    num_reads: int = param(4, "annealer reads per block", check=integer(1))
-    num_sweeps: Optional[int] = param(1000, "annealer sweeps per read (samplers that take it)", check=integer(1, none=True),
-                                      parse=optional(int), recipe_type=Optional[int])
-    n_jobs: Optional[int] = param(-1, "joblib workers for the blocks (-1: all cores); small problems run in-process",
-                                  check=integer(none=True), parse=optional(int), provenance=False, recipe="selection_n_jobs",
-                                  recipe_type=Optional[int])
-    backend: str = param("loky", "where the blocks run: loky (this machine), dask or ray (the cluster at DASK_SCHEDULER_ADDRESS / "
-                         "RAY_ADDRESS, else a local one); the answer is the same", check=passes(check_backend),
-                         choices=lambda: list(BACKENDS), provenance=False, recipe="selection_backend")
+    block_size: int = annealing("block_size")
+    num_reads: int = annealing("num_reads")
+    num_sweeps: Optional[int] = annealing("num_sweeps")
+    n_jobs: Optional[int] = annealing("n_jobs", recipe="selection_n_jobs")
+    backend: str = annealing("backend", recipe="selection_backend")
     batch_size: int = param(64, "embedding batch size", check=integer(1), provenance=False, recipe="embedding_batch_size")
     device: Optional[str] = param(None, "device the embedder runs on (cpu, cuda, ...), or several, comma-separated (cuda:0,cuda:1), "
                                   "one process each; None = automatic (every GPU when there are several)", check=string(none=True),
@@ -75,14 +63,13 @@ class SelectionParams:
     cache_dir: Any = param(None, "embedding cache folder; None = $HF_QSELECT_CACHE or ~/.cache/hf_qselect, False = no cache",
                            check=_cache_dir, parse=optional(str), provenance=False, recipe="embedding_cache_dir", recipe_type=Optional[str])
     show_progress: bool = param(True, "progress bars", check=boolean, provenance=False, recipe="selection_progress")
-    sampler_params: Optional[dict] = param(None, "extra keyword arguments for the sampler, as a dict (JSON on the CLI)",
-                                           check=_sampler_params, parse=optional(json_object), recipe_type=Optional[str])
+    sampler_params: Optional[dict] = annealing("sampler_params")
     class_balance: Optional[float] = param(None, "class quotas ~ n_c^(1 - b); None = the method's default (0.5 for qubo, 0 otherwise)",
                                            check=fraction(0.0, 1.0, none=True), parse=optional(float), recipe_type=Optional[float])
     denoise: bool = param(True, "qubo: keep rows an out-of-fold LDA confidently assigns to another class last", check=boolean)
     noise_confidence: float = param(0.8, "confidence that makes a row likely mislabelled, in (1/classes, 1]",
                                     check=fraction(0.0, 1.0, low_open=True))
-    polish: bool = param(True, "swap a kept and a dropped row of a block while that lowers its energy", check=boolean)
+    polish: bool = annealing("polish", help="swap a kept and a dropped row of a block while that lowers its energy")
     score_rows: Optional[int] = param(50_000, "qubo: the out-of-fold LDA is cross-fitted on a stratified sample of at most this many "
                                       "rows and scores the others; None = every row", check=integer(10, none=True),
                                       parse=optional(int), recipe_type=Optional[int])

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
+from ..annealing import anneal_settings
 from ..params import DeclaredParams, fraction
 from ..provenance import public_params, public_path
-from ..qubo import AnnealSettings, backend_context, get_solver
+from ..qubo import backend_context, get_solver
 from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, label_values, text_values
 from .embeddings import PRECISIONS, effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
@@ -206,9 +207,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
                     show_progress: bool) -> tuple[Any, int]:
         """Run one registered method; every class keeps a row. Returns the result and how many classes were topped up."""
         options = MethodOptions(
-            anneal=AnnealSettings(solver=plan, seed=seed, block_size=int(self.block_size), num_reads=self.num_reads,
-                                  num_sweeps=self.num_sweeps, n_jobs=self.n_jobs, sampler_params=self.sampler_params,
-                                  show_progress=show_progress, polish=bool(self.polish)),
+            anneal=anneal_settings(self, solver=plan, seed=seed, show_progress=show_progress),
             class_balance=effective_class_balance(method, self.class_balance) or 0.0,
             denoise=self.denoise, noise_confidence=float(self.noise_confidence), score_rows=self.score_rows,
             chunk_rows=int(self.chunk_rows),

@@ -110,10 +110,13 @@ class MLPObjective:
 
 
 class EncoderObjective:
-    """Cross-entropy of a logistic-regression head on a gated encoder's mean-pooled features."""
+    """Cross-entropy of a logistic-regression head on a gated transformer's pooled features (the adapter's pooling)."""
 
     def __init__(self, gates: Gates, encoded: list[dict[str, torch.Tensor]], y: np.ndarray, C: float = 1.0) -> None:
+        from ..models import adapter_for
+
         self.gates, self.batches, self.C = gates, encoded, C
+        self.adapter = adapter_for(gates.model)
         self.y = np.asarray(y, dtype=np.int64)
         self._features: np.ndarray | None = None
         self.W = self.b = None
@@ -123,9 +126,7 @@ class EncoderObjective:
         return len(self.y)
 
     def _pooled(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.gates.model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        weight = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+        return self.adapter.pooled(self.gates.model, batch["input_ids"], batch["attention_mask"])
 
     def features(self, masks: Masks | None) -> np.ndarray:
         self.gates.set_masks(masks)

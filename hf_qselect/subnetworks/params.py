@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
-from ..params import boolean, check_params, fraction, integer, one_of, optional, param, passes
-from ..qubo import SOLVERS, check_solver
+from ..annealing import annealing
+from ..params import boolean, check_params, fraction, integer, one_of, optional, param
 
 SUBNETWORK_METHODS = ("qubo", "greedy", "random", "edgepopup")
 UNITS = ("ffn", "heads")
@@ -36,9 +36,9 @@ class SubnetworkParams:
     method: str = param("qubo", "qubo: local QUBOs; greedy: Taylor ranking; random; edgepopup: unit scores by SGD",
                         check=one_of(lambda: list(SUBNETWORK_METHODS)), choices=lambda: list(SUBNETWORK_METHODS))
     rounds: int = param(20, "rounds of local QUBO moves after the first selection", check=integer(0))
-    block_size: int = param(64, "units per local QUBO", check=integer(2))
-    solver: Any = param("sa", "annealer name or a dimod.Sampler", check=passes(check_solver), parse=str, choices=lambda: list(SOLVERS))
-    seed: Optional[int] = param(0, "seed of the blocks, the annealer and the baselines", check=integer(none=True), parse=optional(int))
+    block_size: int = annealing("block_size", 64, help="units per local QUBO")
+    solver: Any = annealing("solver")
+    seed: Optional[int] = annealing("seed", help="seed of the blocks, the annealer and the baselines")
     _: KW_ONLY
     schedule: str = param("layer", "layer: one accept test per layer per round; joint: every layer moved, then one test",
                           check=one_of(lambda: list(SCHEDULES)), choices=lambda: list(SCHEDULES))
@@ -47,8 +47,8 @@ class SubnetworkParams:
     trust: float = param(0.5, "starting trust-region weight per changed gate, in units of the mean |gradient|",
                          check=fraction(0.0, 1e6))
     tries: int = param(3, "QUBO moves tried per layer and round before giving up on it", check=integer(1))
-    num_reads: int = param(4, "annealer reads per block", check=integer(1))
-    num_sweeps: Optional[int] = param(1000, "annealer sweeps per read", check=integer(1, none=True), parse=optional(int))
+    num_reads: int = annealing("num_reads")
+    num_sweeps: Optional[int] = annealing("num_sweeps")
     epochs: int = param(100, "edgepopup: passes over the rows (100 suits an MLP; an encoder needs a few)", check=integer(1))
     lr: float = param(0.1, "edgepopup: learning rate of the scores", check=fraction(0.0, 1e6, low_open=True))
     max_rows: Optional[int] = param(1024, "rows of the data the gates are chosen on (stratified sample; none: all)",

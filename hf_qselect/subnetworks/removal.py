@@ -1,4 +1,4 @@
-"""Physical removal of the closed units: sliced Linears for an MLP, the pruning plan for a BERT-family encoder."""
+"""Physical removal of the closed units: sliced Linears for an MLP, the model layer's removal for a transformer."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,7 +11,7 @@ from .gates import UnitSet, is_mlp, mlp_linears
 
 def remove_units(model: Any, sets: list[UnitSet], masks: dict[str, np.ndarray]) -> Any:
     """Remove every unit whose gate is 0, in place; every replacement module is built before any is swapped in."""
-    from ..pruning import apply_plan, keep_inputs, keep_outputs
+    from ..models import adapter_for, apply_plan, keep_inputs, keep_outputs
 
     if is_mlp(model):
         linears = mlp_linears(model)
@@ -27,6 +27,4 @@ def remove_units(model: Any, sets: list[UnitSet], masks: dict[str, np.ndarray]) 
         return model
     heads = {int(u.name.split(".")[1]): np.flatnonzero(masks[u.name]).tolist() for u in sets if u.kind == "heads"}
     neurons = {int(u.name.split(".")[1]): np.flatnonzero(masks[u.name]).tolist() for u in sets if u.kind == "ffn"}
-    from ..pruning import encoder_layers
-
-    return apply_plan(model, list(range(len(encoder_layers(model)))), heads, neurons)
+    return apply_plan(model, list(range(len(adapter_for(model).layers(model)))), heads, neurons)

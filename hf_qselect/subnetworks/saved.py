@@ -15,7 +15,7 @@ def select_saved_model(model_dir: str | Path, data: str, selector: SubnetworkSel
     Every input is checked before the model is loaded. Returns ``(model, tokenizer)``; nothing is written."""
     from transformers import AutoModel, AutoTokenizer
 
-    from ..pruning import load_pruned
+    from ..models import load_pruned
 
     dataset = load_labelled(data, text_column, label_column)
     model = load_pruned(model_dir, AutoModel)  # an unsupported architecture is named by fit, before any work

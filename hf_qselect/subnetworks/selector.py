@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from ..annealing import anneal_settings
 from ..params import DeclaredParams
-from ..qubo import AnnealSettings, get_solver
-from .gates import Gates, UnitSet, is_mlp, unit_sets
+from ..qubo import get_solver
+from .gates import Gates, UnitSet, gates_for, is_mlp, unit_sets
 from .masks import load_mask, mask_bytes, save_mask
 from .params import SubnetworkParams
 from .search import SearchReport, edge_popup, greedy_masks, qubo_search, random_masks
@@ -81,7 +82,7 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
         sets = unit_sets(model, checked["units"])
         frozen = [(p, p.requires_grad) for p in model.parameters()]
         was_training = model.training
-        gates = Gates(model, sets)
+        gates = gates_for(model, sets)
         try:
             model.eval()
             for p, _ in frozen:
@@ -107,8 +108,7 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
             return greedy_masks(objective, sets, self.keep)
         if self.method == "edgepopup":
             return edge_popup(objective, sets, self.keep, epochs=self.epochs, lr=self.lr, seed=self.seed, show_progress=self.show_progress)
-        settings = AnnealSettings(solver=get_solver(self.solver), seed=self.seed, block_size=self.block_size, num_reads=self.num_reads,
-                                  num_sweeps=self.num_sweeps, n_jobs=1, show_progress=False)
+        settings = anneal_settings(self, solver=get_solver(self.solver), n_jobs=1, show_progress=False)
         return qubo_search(objective, sets, self.keep, settings, rounds=self.rounds, block_size=self.block_size, schedule=self.schedule,
                            curvature=self.curvature, trust=self.trust, tries=self.tries, seed=self.seed, show_progress=self.show_progress)
 
@@ -133,7 +133,7 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
         """Hooks that apply the mask to ``model`` without changing it (``with selector.masked(model): ...``)."""
         self._check_fitted()
         self._check_model(model)
-        gates = Gates(model, self.units_)
+        gates = gates_for(model, self.units_)
         gates.set_masks(self.mask_)
         return gates
 

@@ -146,7 +146,7 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
     """Select, fine-tune, evaluate, save model + card into ``config.output_dir`` (atomically); return a summary dict."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..pruning import load_pruned
+    from ..models import load_pruned
     from .trainer import QSelectTrainer
 
     start = time.perf_counter()

@@ -112,7 +112,7 @@ class QSelectTrainer(Trainer):
         ``recovery_epochs``, a supported model and a tokenized train_dataset."""
         if editor is None:
             return
-        from ..pruning import check_supported
+        from ..models import adapter_for
 
         if not isinstance(editor, cls):
             raise TypeError(f"{role} must be an {cls.__name__}, got {type(editor).__name__}")
@@ -120,7 +120,7 @@ class QSelectTrainer(Trainer):
             raise ValueError(f"prune_at must be 'start' or 'end', got {self.prune_at!r}")
         if self.prune_at == "end" and not self.recovery_epochs > 0:
             raise ValueError(f"recovery_epochs must be > 0 when {doing} at the end, got {self.recovery_epochs}")
-        check_supported(self.model)
+        adapter_for(self.model, what=doing)
         editor.check_params()
         if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
             raise ValueError(f"{role}= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
