@@ -1,5 +1,5 @@
 """K-bit classifier heads on frozen features: fp32 logistic regression, round-to-nearest, GPTQ-style rounding and
-QuboHead (both modes), side by side in one run.
+QuboClassifier (both modes), side by side in one run.
 
 Text (frozen MiniLM embeddings, stratified folds):
     python benchmarks/heads.py --datasets vader_nyt,rotten_tomatoes,convention_2012 --bits 1,2,4,8,12 --folds 5
@@ -23,8 +23,8 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from hf_qselect.heads import QuboHead
-from hf_qselect.heads import grid, surrogate
+from hf_qselect.classifier import QuboClassifier
+from hf_qselect.classifier import grid, surrogate
 
 RESULTS = Path(__file__).parent / "results"
 ROUNDINGS = ("round", "gptq")
@@ -99,7 +99,7 @@ def run_fold(X, y, train, test, bits_list, args, metric) -> list[dict]:
             rows.append({"method": how, "bits": bits, "score": metric(y[test], predict(X[test], W, classes)),
                          "energy": energy(W, W_star, expansions), "seconds": time.perf_counter() - start})
         for mode in args.modes.split(","):
-            head = QuboHead(bits=bits, mode=mode, block_features=args.block_features, max_iter=args.max_iter,
+            head = QuboClassifier(bits=bits, mode=mode, block_features=args.block_features, max_iter=args.max_iter,
                             num_sweeps=args.num_sweeps, seed=args.seed).fit(X[train], y[train])
             W = np.hstack([head.coef_, head.intercept_[:, None]])
             rows.append({"method": f"qubo-{mode}", "bits": bits, "score": metric(y[test], head.predict(X[test])),

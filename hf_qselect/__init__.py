@@ -17,15 +17,16 @@ _EXPORTS = {
     "publish_reduced": ".hub",
     "load_reduced": ".hub",
     "compare": ".comparison",
+    "QuboClassifier": ".classifier",
     "QuboHead": ".heads",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*(name for name in _EXPORTS if name != "QuboHead"), "__version__"]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 __dir__ = lazy_dir(_EXPORTS, globals())
 
 if TYPE_CHECKING:
     from .comparison import compare
-    from .heads import QuboHead
+    from .classifier import QuboClassifier
     from .hub import load_reduced, publish_reduced
     from .pruning import AnnealingPruner
     from .selection import InstanceSelector, SelectionReport

@@ -190,7 +190,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     dataset = load_labelled(args.data, args.text_column, args.label_column)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .diagnostics import download, sparse_training_report
+    from .diagnostics import save_sparse, sparse_training_report
     from .models import load_pruned
     if args.rows is not None:
         dataset = dataset.shuffle(seed=params.seed).select(range(min(args.rows, len(dataset))))
@@ -202,7 +202,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         (staging / "diagnostics.md").write_text(report.to_markdown())
         report.plot(staging / "spectrum.png")
         if args.save_sparse:
-            download(report.model, staging / "sparse_weights.safetensors")
+            save_sparse(report.model, staging / "sparse_weights.safetensors")
     print(report.to_markdown())
     print(f"wrote diagnostics.json, diagnostics.md and spectrum.png to {out}")
     return 0

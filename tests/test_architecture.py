@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "hf_qselect"
-APPLICATIONS = {"selection", "pruning", "training", "hub", "comparison", "heads", "compression", "subnetworks", "diagnostics"}
+APPLICATIONS = {"selection", "pruning", "training", "hub", "comparison", "classifier", "heads", "compression", "subnetworks", "diagnostics"}
 
 
 def module_name(path: Path) -> str:

@@ -10,8 +10,8 @@ from datasets import Dataset
 from torch import nn
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, TrainingArguments
 
-from hf_qselect.diagnostics import (apply_masks, download, hutchinson_trace, hvp_fn, lanczos, magnitude_masks, sparse_training_report,
-                                    sparsity_of, upload)
+from hf_qselect.diagnostics import (apply_masks, hutchinson_trace, hvp_fn, lanczos, load_sparse, magnitude_masks, save_sparse, sparse_training_report,
+                                    sparsity_of)
 from hf_qselect.selection.embeddings import default_embedder
 
 
@@ -88,9 +88,9 @@ def tiny_bert(tokenizer, seed=0):
 def test_download_upload_round_trip_gives_identical_logits(tokenizer, sentences, tmp_path):
     model = tiny_bert(tokenizer).eval()
     apply_masks(model, magnitude_masks(model, 0.8))
-    path = download(model, tmp_path / "sparse.safetensors")
+    path = save_sparse(model, tmp_path / "sparse.safetensors")
     fresh = tiny_bert(tokenizer, seed=5).eval()
-    upload(fresh, path)
+    load_sparse(fresh, path)
     enc = tokenizer(list(sentences["text"]), padding=True, return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(model(**enc).logits, fresh(**enc).logits)
@@ -102,12 +102,12 @@ def test_download_upload_round_trip_gives_identical_logits(tokenizer, sentences,
     foreign = tmp_path / "notes.safetensors"
     foreign.write_bytes(b"mine")
     with pytest.raises(FileExistsError, match="not a sparse-weights file"):
-        download(model, foreign)
+        save_sparse(model, foreign)
     assert foreign.read_bytes() == b"mine"
     with pytest.raises(ValueError, match="not a sparse-weights file"):
-        upload(fresh, foreign)
+        load_sparse(fresh, foreign)
     with pytest.raises(ValueError, match="does not match the model"):
-        upload(nn.Sequential(nn.Linear(2, 2)), path)
+        load_sparse(nn.Sequential(nn.Linear(2, 2)), path)
 
 
 def test_report_holds_the_mask_and_leaves_the_model_alone(tokenizer, sentences, tmp_path):

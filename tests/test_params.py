@@ -146,13 +146,13 @@ def test_every_application_declares_its_annealing_fields_from_the_one_group():
     """Each annealing parameter an application offers is the group's declaration: the same check, parser and choices."""
     from hf_qselect.annealing import ANNEALING, annealing
     from hf_qselect.compression import CompressionParams
-    from hf_qselect.heads.head import QuboHeadParams
+    from hf_qselect.classifier.qubo_classifier import QuboClassifierParams
     from hf_qselect.params import fields
     from hf_qselect.subnetworks import SubnetworkParams
 
     group = {name: dataclasses.field(default=None, metadata=annealing(name).metadata) for name in ANNEALING}
     seen = {}
-    for cls in (SelectionParams, PruningParams, CompressionParams, QuboHeadParams, SubnetworkParams):
+    for cls in (SelectionParams, PruningParams, CompressionParams, QuboClassifierParams, SubnetworkParams):
         offered = [f for f in fields(cls) if f.name in ANNEALING]
         assert {"solver", "seed", "num_reads", "num_sweeps"} <= {f.name for f in offered}, cls.__name__
         for f in offered:

@@ -1,4 +1,5 @@
-"""The classical half of Liu et al.'s scheme: download sparse weights (indices + values) and upload them back.
+"""The classical half of Liu et al.'s scheme: save sparse weights (indices + values) to a file and load them back
+(the paper calls these steps "download" and "upload"; ``download``/``upload`` remain as deprecated aliases).
 
 One safetensors file: for each weight matrix with zeros, ``NAME.indices`` (flat positions, int64) and
 ``NAME.values``; every other tensor as it is; the shapes in the file's metadata.
@@ -14,7 +15,7 @@ from torch import nn
 FORMAT = "hf_qselect-sparse-weights"
 
 
-def download(model: nn.Module, path: str | Path) -> Path:
+def save_sparse(model: nn.Module, path: str | Path) -> Path:
     """Write ``model``'s weights as sparse (indices, values) where they hold zeros; atomic (temp file renamed in)."""
     from safetensors.torch import save_file
 
@@ -47,15 +48,15 @@ def _format(path: Path) -> str | None:
         return None
 
 
-def upload(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a file written by :func:`download` into ``model`` (dense; zeros where nothing was stored)."""
+def load_sparse(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a file written by :func:`save_sparse` into ``model`` (dense; zeros where nothing was stored)."""
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sparse-weights file {str(path)!r} does not exist")
     if _format(path) != FORMAT:
-        raise ValueError(f"{str(path)!r} is not a sparse-weights file written by hf_qselect.diagnostics.download")
+        raise ValueError(f"{str(path)!r} is not a sparse-weights file written by hf_qselect.diagnostics.save_sparse")
     with safe_open(str(path), "pt") as handle:
         shapes = json.loads(handle.metadata()["sparse_shapes"])
         stored = {key: handle.get_tensor(key) for key in handle.keys()}
@@ -71,3 +72,19 @@ def upload(model: nn.Module, path: str | Path) -> nn.Module:
         raise ValueError(f"{str(path)!r} does not match the model: missing {missing}, unexpected {extra}")
     model.load_state_dict(state)
     return model
+
+
+def download(model: nn.Module, path: str | Path) -> Path:
+    """Deprecated alias of :func:`save_sparse` (it writes a local file; nothing is downloaded)."""
+    import warnings
+
+    warnings.warn("hf_qselect.diagnostics.download is deprecated: use save_sparse", FutureWarning, stacklevel=2)
+    return save_sparse(model, path)
+
+
+def upload(model: nn.Module, path: str | Path) -> nn.Module:
+    """Deprecated alias of :func:`load_sparse` (it reads a local file; nothing is uploaded)."""
+    import warnings
+
+    warnings.warn("hf_qselect.diagnostics.upload is deprecated: use load_sparse", FutureWarning, stacklevel=2)
+    return load_sparse(model, path)

@@ -6,7 +6,6 @@ itself), or pass ``selection_dataset=`` holding the raw rows in the same order.
 from __future__ import annotations
 
 import inspect
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,11 @@ from datasets import Dataset, IterableDataset
 from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
-from ..selection import InstanceSelector, embedder_name, keep_count
-from ..validation import check_keep
+from ..selection import InstanceSelector, embedder_name
 from .config import QSelectConfig
+from .editors import CompressionEditor, Editor, PruningEditor, SelectionEditor, SparsityEditor
 
 logger = logging.get_logger(__name__)
-
-PRUNING_PNG = "pruning.png"
-COMPRESSION_PNG = "compression.png"
 
 
 class PendingLogCallback(TrainerCallback):
@@ -36,7 +32,8 @@ class PendingLogCallback(TrainerCallback):
 
 
 class QSelectTrainer(Trainer):
-    """``Trainer`` plus ``instance_selector`` (select once before training) and a ``pruner`` hook.
+    """``Trainer`` plus editors that change the data or the model around training (:mod:`.editors`): an
+    ``instance_selector`` (select once before training), a ``pruner`` or a ``compressor``, a fixed ``sparsity`` mask.
 
     ``args`` may be a :class:`QSelectConfig`: its selection and pruning options then build the selector and the
     pruner (text column ``text``; label column ``label``, else ``labels``) unless they are given here.
@@ -54,12 +51,15 @@ class QSelectTrainer(Trainer):
         calibration_rows: how many training rows the pruner scores units on.
         evaluate_pruning: with an ``eval_dataset``, evaluate just before and just after pruning (two eval passes);
             the metrics go to ``pruner.report_`` and the model card.
+        editors: further :class:`~hf_qselect.training.editors.Editor` objects, run after the ones above.
+    ``trainer.editors`` lists them in the order they act; ``train()`` and the card iterate over it.
     After training: ``selection_report_``, ``selection_seconds_``, ``pruner.report_``.
     """
 
     def __init__(self, *args, instance_selector: InstanceSelector | None = None, selection_dataset: Dataset | None = None,
                  pruner: Any = None, prune_at: str | None = None, recovery_epochs: float | None = None, calibration_rows: int | None = None,
-                 evaluate_pruning: bool = True, sparsity: float | None = None, compressor: Any = None, **kwargs):
+                 evaluate_pruning: bool = True, sparsity: float | None = None, compressor: Any = None, editors: list[Editor] | None = None,
+                 **kwargs):
         given = inspect.signature(Trainer.__init__).bind_partial(self, *args, **kwargs).arguments
         if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
             raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
@@ -72,231 +72,85 @@ class QSelectTrainer(Trainer):
                 instance_selector = config.make_selector(text_column="text", label_column=label)
             pruner = pruner if pruner is not None else config.make_pruner()
             compressor = compressor if compressor is not None else config.make_compressor()
-        self.compressor = compressor
-        self.instance_selector = instance_selector
-        self.selection_dataset = selection_dataset
-        self.pruner = pruner
+        if compressor is not None and pruner is not None:
+            raise ValueError("give pruner= or compressor=, not both: the compressor prunes as well (options drop,int8,fp32)")
+        self.instance_selector, self.selection_dataset, self.pruner, self.compressor = instance_selector, selection_dataset, pruner, compressor
         self.prune_at = prune_at or (config.prune_at if config else "start")
         self.recovery_epochs = recovery_epochs if recovery_epochs is not None else (config.recovery_epochs if config else 1.0)
         self.calibration_rows = calibration_rows if calibration_rows is not None else (config.calibration_rows if config else 256)
         self.evaluate_pruning = evaluate_pruning
         self.sparsity = sparsity
-        self.sparsity_record_ = None
-        if sparsity is not None:
-            from ..diagnostics import check_sparsity
-
-            check_sparsity("sparsity", sparsity)
-        self.selection_report_ = None
-        self.selection_seconds_ = 0.0
+        model_edit = dict(when=self.prune_at, recovery_epochs=self.recovery_epochs, calibration_rows=self.calibration_rows,
+                          evaluate=evaluate_pruning)
+        self.editors: list[Editor] = [
+            *([SelectionEditor(instance_selector, selection_dataset)] if instance_selector is not None else []),
+            *([PruningEditor(pruner, **model_edit)] if pruner is not None else []),
+            *([CompressionEditor(compressor, **model_edit)] if compressor is not None else []),
+            *([SparsityEditor(sparsity)] if sparsity is not None else []),
+            *(editors or []),
+        ]
         self.rows_before_selection_ = len(self.train_dataset) if isinstance(self.train_dataset, Dataset) else None
-        self._check_selection_inputs()
-        self._check_pruner()
-        self._check_compressor()
+        for editor in self.editors:
+            editor.check(self)
         self._pending_logs = PendingLogCallback(self)
         self.add_callback(self._pending_logs)
 
-    def _check_pruner(self) -> None:
-        from ..pruning import AnnealingPruner
+    # ------------------------------------------------------------------ what the editors did
+    def _editor(self, kind: type) -> Any:
+        return next((e for e in self.editors if isinstance(e, kind)), None)
 
-        self._check_model_edit(self.pruner, AnnealingPruner, "pruner", "pruning")
+    @property
+    def selection_report_(self):
+        editor = self._editor(SelectionEditor)
+        return editor.report_ if editor else None
 
-    def _check_compressor(self) -> None:
-        if self.compressor is not None and self.pruner is not None:
-            raise ValueError("give pruner= or compressor=, not both: the compressor prunes as well (options drop,int8,fp32)")
-        from ..compression import AnnealingCompressor
+    @property
+    def selection_seconds_(self) -> float:
+        editor = self._editor(SelectionEditor)
+        return editor.seconds_ if editor else 0.0
 
-        self._check_model_edit(self.compressor, AnnealingCompressor, "compressor", "compressing")
-
-    def _check_model_edit(self, editor: Any, cls: type, role: str, doing: str) -> None:
-        """What a pruner or a compressor needs before training starts: its type and parameters, ``prune_at``,
-        ``recovery_epochs``, a supported model and a tokenized train_dataset."""
-        if editor is None:
-            return
-        from ..models import adapter_for
-
-        if not isinstance(editor, cls):
-            raise TypeError(f"{role} must be an {cls.__name__}, got {type(editor).__name__}")
-        if self.prune_at not in ("start", "end"):
-            raise ValueError(f"prune_at must be 'start' or 'end', got {self.prune_at!r}")
-        if self.prune_at == "end" and not self.recovery_epochs > 0:
-            raise ValueError(f"recovery_epochs must be > 0 when {doing} at the end, got {self.recovery_epochs}")
-        adapter_for(self.model, what=doing)
-        editor.check_params()
-        if not isinstance(self.train_dataset, Dataset) or "input_ids" not in self.train_dataset.column_names:
-            raise ValueError(f"{role}= scores units on the tokenized train_dataset: it needs an 'input_ids' column")
-
-    def _selection_source(self) -> Dataset:
-        return self.selection_dataset if self.selection_dataset is not None else self.train_dataset
-
-    def _check_selection_inputs(self) -> None:
-        """Every problem a selection could hit, raised before any training starts."""
-        selector = self.instance_selector
-        if selector is None:
-            return
-        if not isinstance(selector, InstanceSelector):
-            raise TypeError(f"instance_selector must be an InstanceSelector, got {type(selector).__name__}")
-        if isinstance(self.train_dataset, IterableDataset) or isinstance(self.selection_dataset, IterableDataset):
-            raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
-        if not isinstance(self.train_dataset, Dataset):
-            raise TypeError(f"instance_selector needs train_dataset to be a datasets.Dataset, got {type(self.train_dataset).__name__}")
-        source = self._selection_source()
-        if self.selection_dataset is not None and len(self.selection_dataset) != len(self.train_dataset):
-            raise ValueError(f"selection_dataset has {len(self.selection_dataset)} rows but train_dataset has {len(self.train_dataset)}; they must match row for row")
-        for role, column in (("text_column", selector.text_column), ("label_column", selector.label_column)):
-            if column not in source.column_names:
-                where = "selection_dataset" if self.selection_dataset is not None else "train_dataset"
-                hint = "" if self.selection_dataset is not None else (
-                    "; keep the raw text column when tokenizing (Trainer drops unused columns itself) "
-                    "or pass selection_dataset=<the raw dataset>"
-                )
-                raise KeyError(f"the selector's {role}={column!r} is not in {where} (columns: {source.column_names}){hint}")
-        n_keep = keep_count(check_keep(selector.keep), len(source))
-        batch = self.args.train_batch_size
-        if n_keep < batch:
-            raise ValueError(f"keep={selector.keep} leaves {n_keep} rows, fewer than one training batch ({batch}); raise keep or lower the batch size")
+    @property
+    def selected_indices_(self):
+        editor = self._editor(SelectionEditor)
+        return editor.indices_ if editor else None
 
     def select_training_data(self) -> None:
-        """Fit the selector on the raw rows and keep only the chosen ones (once).
+        """Fit the selector on the raw rows and keep only the chosen ones (once)."""
+        editor = self._editor(SelectionEditor)
+        if editor is not None:
+            editor.before_training(self)
 
-        Under several processes (``torchrun``, ``accelerate launch``) only the main process selects; the kept
-        indices and the report are broadcast, so every rank trains on the same rows and no rank repeats the work.
-        """
-        selector = self.instance_selector
-        if selector is None or self.selection_report_ is not None:
-            return
-        start = time.perf_counter()
-        state = self.accelerator.state
-        if state.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
+    # ------------------------------------------------------------------ what editors call
+    def queue_log(self, record: dict[str, Any]) -> None:
+        """Log ``record`` when training begins, so it reaches ``log_history`` and every ``report_to``."""
+        self._pending_logs.pending.append(record)
 
-            payload = [None, None]
-            if state.is_main_process:
-                selector.fit(self._selection_source())
-                payload = [selector.indices_, selector.report_]
-            broadcast_object_list(payload, from_process=0)
-            indices, report = payload
-        else:
-            selector.fit(self._selection_source())
-            indices, report = selector.indices_, selector.report_
-        self.train_dataset = self.train_dataset.select(indices)
-        self.selection_seconds_ = time.perf_counter() - start
-        self.selection_report_ = report
-        self.selected_indices_ = indices
-        self._pending_logs.pending.append(self.selection_record())
-
-    def selection_record(self) -> dict[str, Any]:
-        """What goes into the log history: numbers for every logger, plus method and solver names."""
-        report = self.selection_report_
-        record = {
-            "selection/seconds": round(self.selection_seconds_, 3),
-            "selection/rows_before": report.n_rows,
-            "selection/rows_kept": report.n_kept,
-            "selection/reduction": round(report.reduction, 4),
-            "selection/method": report.method,
-            "selection/solver": report.solver or "none",
-        }
-        if report.energy is not None:
-            record["selection/energy"] = report.energy
-        for name, counts in report.kept_per_class.items():
-            record[f"selection/kept_{name}"] = counts["after"]
-        return record
-
-    def prune_model(self) -> None:
-        """Fit the pruner on up to ``calibration_rows`` training rows and remove the units from ``self.model``."""
-        rows = self.train_dataset.select(range(min(self.calibration_rows, len(self.train_dataset))))
-        self.pruner.fit(self.model, rows)
-        before = self._pruning_metrics("before")
-        self.pruner.apply(self.model)
+    def model_changed(self) -> None:
+        """The model's parameters changed (units removed): the optimizer and scheduler are built anew."""
         self.model_wrapped = self.model
-        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones (prune_at="start" too)
-        report = self.pruner.report_
-        report.metrics_before, report.metrics_after = before, self._pruning_metrics("after")
-        self.pruning_record_ = {
-            "pruning/params_before": report.params_before, "pruning/params_after": report.params_after,
-            "pruning/heads_after": report.heads_after, "pruning/ffn_width_after": report.ffn_width_after,
-            "pruning/layers_after": len(report.layers_kept), "pruning/method": report.method,
-        }
+        self.optimizer, self.lr_scheduler = None, None
 
-    def _pruning_metrics(self, when: str) -> dict[str, float]:
-        """Eval metrics right before or after the units are removed (``{}`` without an eval_dataset or with
-        ``evaluate_pruning=False``), so the card separates what pruning costs from what recovery buys back."""
-        if not self.evaluate_pruning or self.eval_dataset is None:
-            return {}
-        metrics = self.evaluate(metric_key_prefix=f"pruning_{when}")
-        return {k.removeprefix(f"pruning_{when}_"): float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-
-    def train(self, *args, **kwargs):
-        self.select_training_data()
-        if self.pruner is not None and self.prune_at == "start":
-            self.prune_model()
-            self._pending_logs.pending.append(self.pruning_record_)
-        if self.compressor is not None and self.prune_at == "start":
-            self.compress_model(recover=False)
-        self.fix_sparsity()
-        result = super().train(*args, **kwargs)
-        if self.pruner is not None and self.prune_at == "end":
-            self.prune_model()
-            result = self._recover({**self.pruning_record_, "pruning/recovery_epochs": self.recovery_epochs})
-        if self.compressor is not None and self.prune_at == "end":
-            result = self.compress_model()
-        if self.compressor is not None:
-            self.quantize_model()
-        return result
-
-    def _recover(self, record: dict[str, Any]):
-        """Train ``recovery_epochs`` more on the changed model, keeping the earlier log history."""
-        self.model_wrapped = self.model
-        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones
+    def recover(self, record: dict[str, Any], epochs: float):
+        """Train ``epochs`` more on the changed model, keeping the earlier log history; ``record`` is logged first."""
+        self.model_changed()
         history = list(self.state.log_history)
-        epochs = self.args.num_train_epochs
-        self.args.num_train_epochs = self.recovery_epochs  # not dataclasses.replace: that resets accelerate's state
+        planned = self.args.num_train_epochs
+        self.args.num_train_epochs = epochs  # not dataclasses.replace: that resets accelerate's state
         try:
-            self._pending_logs.pending.append(record)
+            self.queue_log(record)
             result = super().train()
         finally:
-            self.args.num_train_epochs = epochs
+            self.args.num_train_epochs = planned
         self.state.log_history = history + self.state.log_history
         return result
 
-    def compress_model(self, recover: bool = True):
-        """Fit the compressor on ``calibration_rows`` training rows and remove the dropped units; at the end of
-        training (``prune_at="end"``) also train ``recovery_epochs`` more. :meth:`quantize_model` follows training."""
-        rows = self.train_dataset.select(range(min(self.calibration_rows, len(self.train_dataset))))
-        if self.compressor.latency_ms is not None:
-            self.model.to("cpu")
-        self.compressor.fit(self.model, rows)
-        report = self.compressor.report_
-        report.metrics_before = self._pruning_metrics("before")
-        self.compressor.prune(self.model.to(self.args.device))
-        self.model_wrapped = self.model
-        self.optimizer, self.lr_scheduler = None, None  # the parameters changed: build new ones
-        record = {"compression/heads_after": sum(report.heads_after), "compression/ffn_after": sum(report.ffn_after),
-                  "compression/int8_modules": report.int8_modules, "compression/when": self.prune_at}
-        if not recover:
-            self._pending_logs.pending.append(record)
-            return None
-        return self._recover({**record, "compression/recovery_epochs": self.recovery_epochs})
-
-    def quantize_model(self) -> None:
-        """After training: quantize the modules the compressor chose int8 (the model then runs on the CPU)."""
-        self.model.to("cpu")
-        self.compressor.quantize(self.model)
-        self.model_wrapped = self.model
-        self.compressor.report_.metrics_after = self._pruning_metrics("after")
-
-    def fix_sparsity(self) -> None:
-        """Zero the ``sparsity`` fraction of smallest Linear weights and hold them at zero through training (once)."""
-        if not self.sparsity or self.sparsity_record_ is not None:
-            return
-        from ..diagnostics import emptied, fixed_mask_callback, magnitude_masks
-
-        masks = magnitude_masks(self.model, self.sparsity)
-        cut = emptied(masks)
-        if cut:
-            logger.warning("sparsity=%s removes every weight of %s: nothing before them can learn", self.sparsity, ", ".join(cut[:3]))
-        self.add_callback(fixed_mask_callback(masks))
-        weights = sum(m.numel() for m in masks.values())
-        self.sparsity_record_ = {"target": self.sparsity, "weights": weights, "zeros": weights - sum(int(m.sum()) for m in masks.values())}
+    def train(self, *args, **kwargs):
+        for editor in self.editors:
+            editor.before_training(self)
+        result = super().train(*args, **kwargs)
+        for editor in self.editors:
+            result = editor.after_training(self, result)
+        return result
 
     def create_model_card(self, *args, **kwargs) -> None:
         """Write hf_qselect's model card (with the selection provenance) as ``output_dir/README.md`` (``push_to_hub`` calls it)."""
@@ -317,39 +171,30 @@ class QSelectTrainer(Trainer):
             self.write_model_card(output_dir or self.args.output_dir)
 
     def model_card_values(self, model_name: str | None = None) -> dict[str, Any]:
-        """The plain values the card is rendered from."""
+        """The plain values the card is rendered from: the run, then one section per editor."""
         name_or_path = getattr(self.model.config, "_name_or_path", "") or ""
-        pruning = None
-        if self.pruner is not None and hasattr(self.pruner, "report_"):
-            pruning = {**self.pruner.report_.to_dict(), "when": self.prune_at, "recovery_epochs": self.recovery_epochs}
-        return {
+        values = {
             "model_name": model_name or Path(self.args.output_dir).name,
             "base_model": embedder_name(name_or_path) if name_or_path else None,
             "log_history": self.state.log_history,
-            "selection": self.selection_report_.to_dict() if self.selection_report_ is not None else None,
-            "selection_seconds": self.selection_seconds_,
-            "rows_before": self.rows_before_selection_,
-            "pruning": pruning,
-            "sparsity": self.sparsity_record_,
-            "compression": ({**self.compressor.report_.to_dict(), "when": self.prune_at, "recovery_epochs": self.recovery_epochs}
-                            if self.compressor is not None and hasattr(self.compressor, "report_") else None),
+            "selection": None, "selection_seconds": 0.0, "rows_before": self.rows_before_selection_,
+            "pruning": None, "sparsity": None, "compression": None,
             "training": {
                 "training rows": len(self.train_dataset) if self.train_dataset is not None else None,
                 "epochs": self.args.num_train_epochs, "learning rate": self.args.learning_rate,
                 "batch size": self.args.per_device_train_batch_size, "seed": self.args.seed,
             },
         }
+        for editor in self.editors:
+            values.update(editor.card(self))
+        return values
 
     def write_model_card(self, output_dir: str | Path, model_name: str | None = None) -> Path:
         from ..hub import render_model_card
 
         path = Path(output_dir) / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if self.pruner is not None and hasattr(self.pruner, "report_"):
-            self.pruner.plot(Path(output_dir) / PRUNING_PNG)
-            self.pruner.report_.to_json(str(Path(output_dir) / "pruning_report.json"))
-        if self.compressor is not None and hasattr(self.compressor, "report_"):
-            self.compressor.plot(Path(output_dir) / COMPRESSION_PNG)
-            self.compressor.report_.to_json(str(Path(output_dir) / "compression_report.json"))
+        for editor in self.editors:
+            editor.write_files(self, Path(output_dir))
         render_model_card(**self.model_card_values(model_name)).save(str(path))
         return path

@@ -114,13 +114,13 @@ def subnetworks() -> dict:
 def classifier_head() -> dict:
     from sklearn.datasets import load_digits
 
-    from hf_qselect import QuboHead
+    from hf_qselect import QuboClassifier
 
     X, y = load_digits(return_X_y=True)
     X, y = X[:300] / 16.0, y[:300]
     out = {}
     for bits, mode in ((1, "iterative"), (2, "surrogate")):
-        head = QuboHead(bits=bits, mode=mode, seed=0, show_progress=False, max_iter=2).fit(X, y)
+        head = QuboClassifier(bits=bits, mode=mode, seed=0, show_progress=False, max_iter=2).fit(X, y)
         out[f"{bits}-{mode}"] = np.round(np.asarray(head.coef_, dtype=np.float64), 10).tolist()
     return out
 

@@ -1,4 +1,4 @@
-"""QuboHead: K-bit linear heads trained by annealing block QUBOs on a quadratic surrogate of cross-entropy."""
+"""QuboClassifier: K-bit linear heads trained by annealing block QUBOs on a quadratic surrogate of cross-entropy."""
 import itertools
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from hf_qselect.heads import QuboHead
-from hf_qselect.heads import grid, surrogate
+from hf_qselect.classifier import QuboClassifier
+from hf_qselect.classifier import grid, surrogate
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,13 @@ def test_block_qubo_energy_is_the_surrogate_recomputed_independently(bits):
 
 def test_block_coordinate_descent_never_raises_the_surrogate():
     A, b = random_quadratic(20, seed=3)
-    head = QuboHead(bits=3, block_features=4, num_reads=2, num_sweeps=50)
+    head = QuboClassifier(bits=3, block_features=4, num_reads=2, num_sweeps=50)
     steps = np.full(20, -grid.offset(3))
     scale = 0.5
-    from hf_qselect.heads.head import HeadReport
+    from hf_qselect.classifier.qubo_classifier import ClassifierReport
     from hf_qselect.qubo import AnnealSettings
 
-    report = HeadReport(3, "surrogate", "zero", "sa", 19, 1, 12, 5)
+    report = ClassifierReport(3, "surrogate", "zero", "sa", 19, 1, 12, 5)
     rng = np.random.default_rng(0)
     energies = [surrogate.energy(A, b, scale * steps)]
     blocks = [np.arange(i, i + 4) for i in range(0, 20, 4)]
@@ -60,7 +60,7 @@ def test_two_features_reach_the_exact_optimum_with_exact_solver():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 2))
     y = (X @ [1.5, -0.7] + 0.3 * rng.normal(size=200) > 0.2).astype(int)
-    head = QuboHead(bits=3, mode="surrogate", solver="exact", block_features=3, max_iter=20, tol=0.0).fit(X, y)
+    head = QuboClassifier(bits=3, mode="surrogate", solver="exact", block_features=3, max_iter=20, tol=0.0).fit(X, y)
     A, b = surrogate.expansion(surrogate.augment(X), head.fp32_coef_, surrogate.ridge(2, 1.0, 200))[0]
     s = head.scale_[0]
     best = min(surrogate.energy(A, b, s * np.array(q)) for q in itertools.product(grid.levels(3), repeat=3))
@@ -70,7 +70,7 @@ def test_two_features_reach_the_exact_optimum_with_exact_solver():
 @pytest.mark.parametrize("mode", ["surrogate", "iterative"])
 def test_weights_lie_on_the_grid_and_energies_fall(digits, mode):
     X, y = digits
-    head = QuboHead(bits=2, mode=mode, max_iter=3, num_sweeps=200).fit(X, y)
+    head = QuboClassifier(bits=2, mode=mode, max_iter=3, num_sweeps=200).fit(X, y)
     assert head.coef_.shape == (10, 64) and head.intercept_.shape == (10,)
     codes = head.codes_
     assert np.all(np.abs(codes) <= 3) and np.all(codes % 2 == 1)  # odd integers: the 4 levels of 2 bits
@@ -85,7 +85,7 @@ def test_weights_lie_on_the_grid_and_energies_fall(digits, mode):
 def test_binary_task_is_one_output():
     X, y = load_digits(n_class=2, return_X_y=True)
     X = X / 16.0
-    head = QuboHead(bits=1, mode="iterative", max_iter=4, num_sweeps=200).fit(X, y)
+    head = QuboClassifier(bits=1, mode="iterative", max_iter=4, num_sweeps=200).fit(X, y)
     assert head.coef_.shape == (1, 64) and set(np.unique(head.predict(X))) <= {0, 1}
     proba = head.predict_proba(X)
     assert proba.shape == (len(X), 2) and np.allclose(proba.sum(axis=1), 1)
@@ -93,10 +93,10 @@ def test_binary_task_is_one_output():
 
 def test_clone_save_load_and_torch_agree_with_predict(digits, tmp_path):
     X, y = digits
-    head = QuboHead(bits=3, mode="surrogate", max_iter=2, num_sweeps=200).fit(X, y)
+    head = QuboClassifier(bits=3, mode="surrogate", max_iter=2, num_sweeps=200).fit(X, y)
     assert clone(head).get_params() == head.get_params() and not hasattr(clone(head), "steps_")
     head.save(tmp_path / "head")
-    again = QuboHead.load(tmp_path / "head")
+    again = QuboClassifier.load(tmp_path / "head")
     assert np.array_equal(again.predict(X), head.predict(X)) and np.allclose(again.decision_function(X), head.decision_function(X))
     tensor = torch.as_tensor(X, dtype=torch.float32)
     with torch.no_grad():
@@ -108,19 +108,19 @@ def test_clone_save_load_and_torch_agree_with_predict(digits, tmp_path):
 
 
 def test_fit_dataset_embeds_with_the_selector_embedder(sentences, tmp_path):
-    head = QuboHead(bits=2, mode="surrogate", max_iter=2, num_sweeps=100).fit_dataset(sentences, cache_dir=tmp_path, show_progress=False)
+    head = QuboClassifier(bits=2, mode="surrogate", max_iter=2, num_sweeps=100).fit_dataset(sentences, cache_dir=tmp_path, show_progress=False)
     assert head.n_features_in_ == 384 and head.report_.n_outputs == 1
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda X, y: QuboHead(bits=0).fit(X, y), "bits must be an integer >= 1"),
-    (lambda X, y: QuboHead(bits=33).fit(X, y), r"bits must be in \[1, 32\]"),
-    (lambda X, y: QuboHead().fit(np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y), r"NaN or inf at rows \[0\]"),
-    (lambda X, y: QuboHead().fit(X, np.zeros(len(y))), "single class"),
-    (lambda X, y: QuboHead().fit(X, y[:-3]), "must match"),
-    (lambda X, y: QuboHead().predict(X), "not fitted"),
-    (lambda X, y: QuboHead(mode="newton").fit(X, y), "mode must be one of"),
-    (lambda X, y: QuboHead(solver="annealer").fit(X, y), "solver must be one of"),
+    (lambda X, y: QuboClassifier(bits=0).fit(X, y), "bits must be an integer >= 1"),
+    (lambda X, y: QuboClassifier(bits=33).fit(X, y), r"bits must be in \[1, 32\]"),
+    (lambda X, y: QuboClassifier().fit(np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y), r"NaN or inf at rows \[0\]"),
+    (lambda X, y: QuboClassifier().fit(X, np.zeros(len(y))), "single class"),
+    (lambda X, y: QuboClassifier().fit(X, y[:-3]), "must match"),
+    (lambda X, y: QuboClassifier().predict(X), "not fitted"),
+    (lambda X, y: QuboClassifier(mode="newton").fit(X, y), "mode must be one of"),
+    (lambda X, y: QuboClassifier(solver="annealer").fit(X, y), "solver must be one of"),
 ])
 def test_bad_input_is_one_clear_error(digits, call, match):
     X, y = digits
@@ -130,7 +130,7 @@ def test_bad_input_is_one_clear_error(digits, call, match):
 
 def test_wrong_feature_count_at_predict(digits):
     X, y = digits
-    head = QuboHead(bits=1, mode="surrogate", max_iter=1, num_sweeps=50).fit(X, y)
+    head = QuboClassifier(bits=1, mode="surrogate", max_iter=1, num_sweeps=50).fit(X, y)
     with pytest.raises(ValueError, match="X has 10 features but the head was fitted on 64"):
         head.predict(X[:, :10])
 
@@ -140,6 +140,16 @@ def test_drops_into_a_scikit_learn_pipeline(digits):
     from sklearn.preprocessing import Normalizer
 
     X, y = digits
-    pipe = make_pipeline(Normalizer(), QuboHead(bits=2, mode="surrogate", max_iter=1, num_sweeps=100))
+    pipe = make_pipeline(Normalizer(), QuboClassifier(bits=2, mode="surrogate", max_iter=1, num_sweeps=100))
     pipe.fit(X, y)
-    assert pipe.score(X, y) > 0.8 and clone(pipe).get_params()["qubohead__bits"] == 2
+    assert pipe.score(X, y) > 0.8 and clone(pipe).get_params()["quboclassifier__bits"] == 2
+
+
+def test_the_old_heads_import_path_warns_and_still_works():
+    import importlib
+    import sys
+
+    sys.modules.pop("hf_qselect.heads", None)
+    with pytest.warns(FutureWarning, match="hf_qselect.classifier"):
+        old = importlib.import_module("hf_qselect.heads")
+    assert old.QuboHead is QuboClassifier

@@ -1,4 +1,4 @@
-"""``QuboHead``: a K-bit linear classifier head trained without gradients, by annealing QUBOs (Atallah & Herrman 2026)."""
+"""``QuboClassifier``: a K-bit linear classifier head trained without gradients, by annealing QUBOs (Atallah & Herrman 2026)."""
 from __future__ import annotations
 
 import json
@@ -20,8 +20,8 @@ INITS = ("gptq", "round", "zero")
 
 
 @dataclass(eq=False, repr=False)
-class QuboHeadParams:
-    """Every parameter of :class:`QuboHead`."""
+class QuboClassifierParams:
+    """Every parameter of :class:`QuboClassifier`."""
 
     bits: int = param(8, "K: bits per weight, in [1, 32] (1 = binary weights)", check=integer(1))
     mode: str = param("iterative", "iterative: re-linearise the loss each iteration (the paper); surrogate: one quadratic around fp32",
@@ -41,8 +41,8 @@ class QuboHeadParams:
 
 
 @dataclass
-class HeadReport:
-    """What :meth:`QuboHead.fit` did: the surrogate energy and loss after each iteration, blocks, time."""
+class ClassifierReport:
+    """What :meth:`QuboClassifier.fit` did: the surrogate energy and loss after each iteration, blocks, time."""
 
     bits: int
     mode: str
@@ -64,7 +64,7 @@ class HeadReport:
         return asdict(self)
 
 
-class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
+class QuboClassifier(ClassifierMixin, BaseEstimator, QuboClassifierParams):
     """A linear classifier whose weights and bias lie on a K-bit grid, trained by block QUBOs on an annealer.
 
     ``fit(X, y)`` starts from the fp32 logistic regression's weights rounded to the grid (``init``), then
@@ -77,10 +77,10 @@ class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
     """
 
     def __repr__(self) -> str:
-        return f"QuboHead(bits={self.bits}, mode={self.mode!r}, solver={self.solver!r}, init={self.init!r})"
+        return f"QuboClassifier(bits={self.bits}, mode={self.mode!r}, solver={self.solver!r}, init={self.init!r})"
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any) -> "QuboHead":
+    def fit(self, X: Any, y: Any) -> "QuboClassifier":
         checked = check_params(self)
         if not 1 <= checked["bits"] <= 32:
             raise ValueError(f"bits must be in [1, 32], got bits={self.bits}")
@@ -101,7 +101,7 @@ class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
         plan = get_solver(self.solver)
         settings = anneal_settings(self, solver=plan, seed=None, n_jobs=1, show_progress=False)  # seeded per block below
         blocks = [np.arange(i, min(i + self.block_features, d + 1)) for i in range(0, d + 1, self.block_features)]
-        report = HeadReport(bits=self.bits, mode=self.mode, init=self.init, solver=plan.name, n_features=d, n_outputs=len(W_star),
+        report = ClassifierReport(bits=self.bits, mode=self.mode, init=self.init, solver=plan.name, n_features=d, n_outputs=len(W_star),
                             variables_per_block=int(min(self.block_features, d + 1) * self.bits), blocks_per_sweep=len(blocks))
         gram = Xa.T @ Xa if self.mode == "iterative" else None
         rng = np.random.default_rng(self.seed)
@@ -188,7 +188,7 @@ class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "steps_"):
-            raise RuntimeError("this QuboHead is not fitted yet: call head.fit(X, y) first")
+            raise RuntimeError("this QuboClassifier is not fitted yet: call head.fit(X, y) first")
 
     def decision_function(self, X: Any) -> np.ndarray:
         self._check_fitted()
@@ -212,7 +212,7 @@ class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
 
     # ------------------------------------------------------------------ datasets, torch, files
     def fit_dataset(self, dataset, text_column: str = "text", label_column: str = "label", *, embedder: Any = None,
-                    cache_dir: Any = None, show_progress: bool = True) -> "QuboHead":
+                    cache_dir: Any = None, show_progress: bool = True) -> "QuboClassifier":
         """Embed ``text_column`` with the selector's embedder and cache, then fit on ``label_column``."""
         from ..selection import embed_dataset
         from ..validation import check_columns, check_dataset, text_values
@@ -252,11 +252,11 @@ class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "QuboHead":
+    def load(cls, path: str | Path) -> "QuboClassifier":
         path = Path(path)
         for name in ("head.json", "head.npz"):
             if not (path / name).exists():
-                raise FileNotFoundError(f"{path / name} not found: give the folder QuboHead.save wrote")
+                raise FileNotFoundError(f"{path / name} not found: give the folder QuboClassifier.save wrote")
         record = json.loads((path / "head.json").read_text())
         arrays = np.load(path / "head.npz", allow_pickle=False)
         head = cls(**record["params"])
@@ -265,7 +265,7 @@ class QuboHead(ClassifierMixin, BaseEstimator, QuboHeadParams):
         head.scale_ = arrays["scale"]
         head.fp32_coef_ = arrays["fp32_coef"]
         head.n_features_in_ = int(record["n_features"])
-        head.report_ = HeadReport(**record["report"])
+        head.report_ = ClassifierReport(**record["report"])
         return head
 
 
