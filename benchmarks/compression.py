@@ -96,11 +96,11 @@ def run_seed(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> d
     rows[PRUNED] = {"train_seconds": time.perf_counter() - start}
     models[PRUNED_INT8] = all_int8(models[PRUNED])
     budgets = args.budgets.split(",")
-    runs = [(f"{m} {b}", dict(compress_method=m, size_budget=b)) for b in budgets for m in ("greedy", "qubo")]
+    runs = [(f"{m} {b}", dict(compress_method=m, compress_budget=b)) for b in budgets for m in ("greedy", "qubo")]
     if args.penalty:
-        runs.append((f"qubo {budgets[0]} penalty", dict(compress_method="qubo", size_budget=budgets[0], compress_budget_form="penalty")))
+        runs.append((f"qubo {budgets[0]} penalty", dict(compress_method="qubo", compress_budget=budgets[0], compress_budget_form="penalty")))
     for ms in filter(None, args.latency_budgets.split(",")):
-        runs += [(f"{m} {float(ms):g}ms", dict(compress_method=m, latency_budget=float(ms))) for m in ("greedy", "qubo")]
+        runs += [(f"{m} {float(ms):g}ms", dict(compress_method=m, compress_latency_ms=float(ms))) for m in ("greedy", "qubo")]
     for name, options in runs:
         out = work / name.replace(" ", "_").replace("%", "pc")
         start = time.perf_counter()

@@ -32,8 +32,8 @@ def one_run(dataset: str, method: str, keep: float, seed: int, epochs: float, ba
             output_dir=str(Path(tmp) / "model"), num_train_epochs=epochs, per_device_train_batch_size=batch,
             per_device_eval_batch_size=128, learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no",
             save_strategy="no", logging_strategy="no", report_to=[], seed=seed, disable_tqdm=True,
-            keep=keep if method != "full" else 1.0, method="none" if method == "full" else method, selection_seed=seed,
-            block_size=block_size, **extra,
+            selection_keep=keep if method != "full" else 1.0, selection_method="none" if method == "full" else method,
+            selection_seed=seed, selection_block_size=block_size, **{f"selection_{k}": v for k, v in extra.items()},
         )
         summary = run_recipe(ModelArguments(model_name_or_path=model), DataArguments(dataset=dataset, split_seed=seed), config)
     summary["wall_seconds"] = summary["selection_seconds"] + summary["train_seconds"]

@@ -1,8 +1,8 @@
 """The annealing parameter group, declared once: every application includes these fields by name.
 
 Each field's help, check, CLI parser, choices and recipe type live here; an application picks the fields it offers
-with :func:`annealing`, overriding only the default, the recipe key or the provenance flag (and, for ``seed``, what
-else the seed drives). :func:`anneal_settings` builds the core's :class:`~hf_qselect.qubo.AnnealSettings` from any
+with :func:`annealing`, overriding only the default or the provenance flag (and, for ``seed``, what else the seed
+drives); recipe keys follow the one scheme ``<application prefix>_<name>``. :func:`anneal_settings` builds the core's :class:`~hf_qselect.qubo.AnnealSettings` from any
 object carrying them, so a new annealer option is one entry here and one field in ``AnnealSettings``.
 """
 from __future__ import annotations
@@ -42,16 +42,15 @@ SETTINGS = ("solver", "seed", "block_size", "num_reads", "num_sweeps", "n_jobs",
 _UNSET = object()
 
 
-def annealing(name: str, default: Any = _UNSET, *, help: str | None = None, recipe: str | bool | None = None,
-              provenance: bool | None = None) -> Any:
-    """The dataclass field of annealing parameter ``name``, with this application's default, recipe key and help."""
+def annealing(name: str, default: Any = _UNSET, *, help: str | None = None, provenance: bool | None = None) -> Any:
+    """The dataclass field of annealing parameter ``name``, with this application's default and help."""
     if name not in ANNEALING:
         raise KeyError(f"{name!r} is not an annealing parameter; they are {sorted(ANNEALING)}")
     base_default, base_help, meta = ANNEALING[name]
     meta = dict(meta)
     if provenance is not None:
         meta["provenance"] = provenance
-    return param(base_default if default is _UNSET else default, help or base_help, recipe=recipe, **meta)
+    return param(base_default if default is _UNSET else default, help or base_help, **meta)
 
 
 def anneal_settings(params: Any, **overrides: Any) -> AnnealSettings:

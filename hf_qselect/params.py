@@ -22,12 +22,12 @@ MISSING = dataclasses.MISSING
 
 
 def param(default: Any, help: str, *, check: Callable[[str, Any], Any] | None = None, cli: str | bool | None = None,
-          recipe: str | bool | None = None, parse: Callable[[str], Any] | None = None, choices: Callable[[], list] | None = None,
+          recipe: bool = True, parse: Callable[[str], Any] | None = None, choices: Callable[[], list] | None = None,
           provenance: bool = True, recipe_type: Any = None) -> Any:
     """A dataclass field with its metadata.
 
-    ``check(name, value)`` raises a one-line error; ``cli``/``recipe`` rename the flag or key (``False``: not
-    offered there); ``parse`` turns a CLI string into the value; ``choices`` lists the allowed values;
+    ``check(name, value)`` raises a one-line error; ``cli`` renames the flag (``False``: not offered there);
+    ``recipe=False`` keeps the parameter out of recipes (its key is always ``<application prefix>_<name>``); ``parse`` turns a CLI string into the value; ``choices`` lists the allowed values;
     ``provenance=False`` marks a parameter that cannot change the result (workers, progress bars, caches),
     left out of the reproduce command; ``recipe_type`` is the annotation the recipe dataclass uses.
     """
@@ -223,11 +223,12 @@ def cli_command(cls: type, values: dict[str, Any], *, always: tuple[str, ...] = 
 
 
 # ------------------------------------------------------------------ recipes
-def recipe_name(f: dataclasses.Field) -> str | None:
-    recipe = f.metadata["recipe"]
-    if recipe is False:
+def recipe_name(f: dataclasses.Field, prefix: str = "") -> str | None:
+    """The recipe key of a declared field: ``<prefix>_<name>`` (one scheme for every application), ``None`` when the
+    field is not offered to recipes (``recipe=False``)."""
+    if f.metadata["recipe"] is False:
         return None
-    return recipe if isinstance(recipe, str) else f.name
+    return f"{prefix}_{f.name}" if prefix else f.name
 
 
 def _recipe_type(f: dataclasses.Field) -> Any:
@@ -242,14 +243,14 @@ def help_text(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def recipe_dataclass(cls: type, name: str, doc: str) -> type:
-    """The recipe dataclass of ``cls``: one field per declared field offered to recipes, under its recipe key.
+def recipe_dataclass(cls: type, name: str, doc: str, prefix: str) -> type:
+    """The recipe dataclass of ``cls``: one field per declared field offered to recipes, under ``<prefix>_<name>``.
 
     The class remembers which parameter each key stands for (``__recipe_params__``), for :func:`from_recipe`.
     """
     made, keys = [], {}
     for f in fields(cls):
-        key = recipe_name(f)
+        key = recipe_name(f, prefix)
         if key is None:
             continue
         choices = f.metadata["choices"]

@@ -13,13 +13,13 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 STRING_DTYPES = {"string", "large_string"}
 
 
-def check_keep(keep: Any) -> float:
-    """Return ``keep`` as a float in (0, 1] or raise ``ValueError`` naming it."""
+def check_keep(keep: Any, name: str = "keep") -> float:
+    """Return ``keep`` as a float in (0, 1] or raise ``ValueError`` naming it (as ``name``)."""
     if isinstance(keep, bool) or not isinstance(keep, (int, float, np.floating, np.integer)):
-        raise TypeError(f"keep must be a fraction in (0, 1], got {keep!r} of type {type(keep).__name__}")
+        raise TypeError(f"{name} must be a fraction in (0, 1], got {keep!r} of type {type(keep).__name__}")
     keep = float(keep)
     if not (0.0 < keep <= 1.0) or np.isnan(keep):
-        raise ValueError(f"keep must be a fraction in (0, 1], got keep={keep}")
+        raise ValueError(f"{name} must be a fraction in (0, 1], got {name}={keep}")
     return keep
 
 

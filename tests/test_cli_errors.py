@@ -46,7 +46,7 @@ def workdir(tmp_path_factory):
     (root / "python_tag.yaml").write_text("dataset: !!python/object/apply:os.system ['echo pwned']\n")
     (root / "mapping.yaml").write_text(yaml.safe_dump({"dataset": {"path": "in/data.csv"}, "output_dir": "o"}))
     for name, keep in (("keep_big.yaml", 1.5), ("keep_nan.yaml", float("nan"))):
-        (root / name).write_text(yaml.safe_dump({"dataset": "in/data.csv", "keep": keep, "output_dir": "o"}))
+        (root / name).write_text(yaml.safe_dump({"dataset": "in/data.csv", "selection_keep": keep, "output_dir": "o"}))
     (root / "float_labels.yaml").write_text(yaml.safe_dump({"dataset": "in/data.csv", "label_column": "rating", "output_dir": "o"}))
     (root / "busy").mkdir()
     (root / "busy" / "keep.txt").write_text("someone's file")
@@ -87,8 +87,8 @@ CASES = [
     ("publish-not-a-select-output", ["publish", "saved", "--local-dir", "hub"], "selection_report.json not found"),
     ("train-python-yaml-tag", ["train", "python_tag.yaml"], "unsafe YAML tag refused"),
     ("train-dataset-is-a-mapping", ["train", "mapping.yaml"], "recipe key 'dataset' must be a single value"),
-    ("train-keep-above-one", ["train", "keep_big.yaml"], "keep must be a fraction in (0, 1], got keep=1.5"),
-    ("train-keep-nan", ["train", "keep_nan.yaml"], "keep must be a fraction in (0, 1], got keep=nan"),
+    ("train-keep-above-one", ["train", "keep_big.yaml"], "selection_keep must be a fraction in (0, 1], got selection_keep=1.5"),
+    ("train-keep-nan", ["train", "keep_nan.yaml"], "selection_keep must be a fraction in (0, 1], got selection_keep=nan"),
     ("train-missing-recipe", ["train", "nope.yaml"], "no such recipe file: nope.yaml"),
     ("train-busy-output-dir", ["train", "busy.yaml"], "pass --overwrite_output_dir"),
     ("train-output-dir-is-the-model", ["train", "model_out.yaml"], "would overwrite the input model"),

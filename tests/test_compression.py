@@ -314,7 +314,7 @@ def test_compression_recipe_builds_its_compressor():
 
     _, _, config = parse_recipe(Path(__file__).parents[1] / "recipes" / "vader_nyt_compressed.yaml")
     made = config.make_compressor()
-    assert config.compresses and made.budget == "25%" and made.target().value == 0.25 and made.seed == config.seed
+    assert config.compresses and made.budget == "25%" and made.target().value == 0.25 and made.seed == config.compress_seed
     assert config.prune_at == "end" and config.make_pruner() is None
     _, _, plain = parse_recipe(Path(__file__).parents[1] / "recipes" / "vader_nyt.yaml")
     assert plain.make_compressor() is None

@@ -113,7 +113,7 @@ def test_a_command_killed_between_the_renames_leaves_one_complete_folder(command
 @pytest.mark.parametrize("keep", ["1.5", "nan", "0", "-0.1"])
 def test_recipe_keep_out_of_range_is_refused(tmp_path, keep):
     path = tmp_path / "r.yaml"
-    path.write_text(f"dataset: builtin:vader_nyt\nkeep: {keep}\noutput_dir: {tmp_path / 'o'}\n")
+    path.write_text(f"dataset: builtin:vader_nyt\nselection_keep: {keep}\noutput_dir: {tmp_path / 'o'}\n")
     with pytest.raises(ValueError, match="keep must be a fraction in"):
         parse_recipe(path)
 

@@ -44,9 +44,9 @@ def test_every_selector_parameter_is_a_recipe_key(tmp_path):
     keys = recipe_keys(QSelectConfig, InstanceSelector)
     data_fields = {f.name for f in dataclasses.fields(RECIPE_DATACLASSES[1])}
     assert set(keys.values()) | ({"text_column", "label_column"} & data_fields) == {f.name for f in fields(SelectionParams)}
-    recipe = {"dataset": "d.csv", "output_dir": str(tmp_path / "o"), "keep": 0.3, "method": "random", "selection_seed": 7,
-              "embedding_precision": "float32", "sampler_params": {"timeout": 5}, "num_sweeps": 200, "noise_confidence": 0.9,
-              "polish": False, "embedding_cache_dir": "c", "selection_n_jobs": 1}
+    recipe = {"dataset": "d.csv", "output_dir": str(tmp_path / "o"), "selection_keep": 0.3, "selection_method": "random",
+              "selection_seed": 7, "selection_precision": "float32", "selection_sampler_params": {"timeout": 5}, "selection_num_sweeps": 200,
+              "selection_noise_confidence": 0.9, "selection_polish": False, "selection_cache_dir": "c", "selection_n_jobs": 1}
     path = tmp_path / "r.yaml"
     path.write_text(json.dumps(recipe))  # JSON is YAML
     _, data, config = parse_recipe(path)
@@ -59,8 +59,8 @@ def test_every_pruner_parameter_is_a_prune_flag_and_a_recipe_key():
     prune = build_parser()._subparsers._group_actions[0].choices["prune"]
     assert {f.name for f in fields(PruningParams)} <= {a.dest for a in prune._actions}
     keys = recipe_keys(QSelectConfig, AnnealingPruner)
-    assert set(keys.values()) == {f.name for f in fields(PruningParams)} - {"seed"}  # the pruner's seed is the training seed
-    assert {"heads", "ffn", "layers", "prune_method", "ffn_multiple"} <= set(keys)  # the keys recipes always had
+    assert set(keys.values()) == {f.name for f in fields(PruningParams)}
+    assert {"prune_heads", "prune_ffn", "prune_layers", "prune_method", "prune_ffn_multiple", "prune_seed"} <= set(keys)
 
 
 def test_reproduce_command_remakes_the_same_rows(small, tmp_path, monkeypatch):
@@ -169,3 +169,25 @@ def test_anneal_settings_are_built_from_the_declared_fields():
     settings = anneal_settings(pruner, show_progress=False)
     assert (settings.num_reads, settings.num_sweeps, settings.block_size, settings.n_jobs, settings.seed, settings.show_progress) == \
         (7, 50, 30, 2, 5, False)
+
+
+def test_no_two_declarations_claim_one_recipe_key():
+    """Every recipe key belongs to exactly one declaration; the application keys follow ``<prefix>_<parameter>``;
+    an old key never shadows a current one."""
+    from transformers import TrainingArguments
+
+    from hf_qselect.training.config import (PREFIXES, RENAMED_KEYS, CompressionArguments, PruningArguments, QSelectConfig,
+                                            SelectionArguments)
+
+    groups = {"training": {f.name for f in dataclasses.fields(TrainingArguments)},
+              "model": {f.name for f in dataclasses.fields(RECIPE_DATACLASSES[0])},
+              "data": {f.name for f in dataclasses.fields(RECIPE_DATACLASSES[1])}}
+    for prefix, made in zip(PREFIXES, (SelectionArguments, PruningArguments, CompressionArguments)):
+        keys = {f.name for f in dataclasses.fields(made)}
+        assert all(k.startswith(prefix + "_") for k in keys), prefix
+        groups[prefix] = keys
+    claimed = [k for keys in groups.values() for k in keys]
+    assert len(claimed) == len(set(claimed)), sorted({k for k in claimed if claimed.count(k) > 1})
+    own = {f.name for f in dataclasses.fields(QSelectConfig)} - set().union(*(groups[g] for g in ("training", *PREFIXES)))
+    assert own <= {"prune_at", "recovery_epochs", "calibration_rows", "quantize", "overwrite_output_dir"}
+    assert not set(RENAMED_KEYS) & set(claimed) and set(RENAMED_KEYS.values()) <= set(claimed)

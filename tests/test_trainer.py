@@ -109,23 +109,38 @@ def test_model_card_has_the_runs_real_numbers(tokenized, tokenizer, tmp_path):
 
 
 def test_recipe_round_trips_through_hfargumentparser(tmp_path):
-    recipe = {"dataset": "data.csv", "keep": 0.3, "method": "random", "output_dir": str(tmp_path / "o"), "num_train_epochs": 2,
-              "report_to": "none", "class_balance": 0.5}
+    recipe = {"dataset": "data.csv", "selection_keep": 0.3, "selection_method": "random", "output_dir": str(tmp_path / "o"),
+              "num_train_epochs": 2, "report_to": "none", "selection_class_balance": 0.5, "seed": 42}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    model, data, config = parse_recipe(path, ["--keep", "0.4", "--heads", "0.25"])
-    assert config.heads == 0.25 and config.ffn == 0.0 and config.prune_at == "start"
-    assert data.dataset == "data.csv" and config.method == "random" and config.class_balance == 0.5
-    assert config.keep == 0.4 and config.num_train_epochs == 2 and config.report_to == []
+    model, data, config = parse_recipe(path, ["--selection_keep", "0.4", "--prune_heads", "0.25", "--prune_seed", "3"])
+    assert config.prune_heads == 0.25 and config.prune_ffn == 0.0 and config.prune_at == "start"
+    assert data.dataset == "data.csv" and config.selection_method == "random" and config.selection_class_balance == 0.5
+    assert config.selection_keep == 0.4 and config.num_train_epochs == 2 and config.report_to == []
     assert [type(x) for x in (model, data, config)] == list(RECIPE_DATACLASSES)
     selector, pruner = config.make_selector(), config.make_pruner()
     assert (selector.keep, selector.method, selector.class_balance, selector.seed) == (0.4, "random", 0.5, 0)
-    assert (pruner.heads, pruner.method, pruner.seed) == (0.25, "qubo", config.seed)
+    assert (pruner.heads, pruner.method, pruner.seed) == (0.25, "qubo", 3)  # each application's own seed, not the training seed
     path.write_text(yaml.safe_dump({**recipe, "kep": 0.3}))
     with pytest.raises(ValueError, match="kep"):
         parse_recipe(path)
-    path.write_text(yaml.safe_dump({**recipe, "keep": "lots"}))
-    with pytest.raises(ValueError, match="--keep"):
+    path.write_text(yaml.safe_dump({**recipe, "selection_keep": "lots"}))
+    with pytest.raises(ValueError, match="--selection_keep"):
+        parse_recipe(path)
+
+
+def test_old_recipe_keys_still_work_with_a_warning_naming_the_new_key(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"dataset": "data.csv", "keep": 0.3, "size_budget": "20%", "output_dir": str(tmp_path / "o")}))
+    with pytest.warns(FutureWarning, match="'keep' is deprecated: use 'selection_keep'"):
+        _, _, config = parse_recipe(path, ["--heads", "0.25"])
+    assert (config.selection_keep, config.compress_budget, config.prune_heads) == (0.3, "20%", 0.25)
+    from hf_qselect import QSelectConfig
+
+    with pytest.warns(FutureWarning, match="'ffn' is deprecated: use 'prune_ffn'"):
+        assert QSelectConfig(output_dir=str(tmp_path / "p"), ffn=0.5, report_to=[]).prune_ffn == 0.5
+    path.write_text(yaml.safe_dump({"keep": 0.3, "selection_keep": 0.5, "output_dir": str(tmp_path / "o")}))
+    with pytest.raises(ValueError, match="gives both 'keep' and 'selection_keep'"):
         parse_recipe(path)
 
 
@@ -136,12 +151,12 @@ def test_train_command_on_a_tiny_recipe(sentences, tokenizer, tmp_path, monkeypa
     tokenizer.save_pretrained(model_dir)
     data = tmp_path / "reviews.csv"
     Dataset.from_dict({"text": list(sentences["text"]) * 2, "label": list(sentences["label"]) * 2}).to_csv(str(data))
-    recipe = {"model_name_or_path": str(model_dir), "max_length": 16, "dataset": str(data), "keep": 0.5, "block_size": 12,
+    recipe = {"model_name_or_path": str(model_dir), "max_length": 16, "dataset": str(data), "selection_keep": 0.5, "selection_block_size": 12,
               "output_dir": str(tmp_path / "out"), "num_train_epochs": 1, "per_device_train_batch_size": 4,
               "report_to": "none", "save_strategy": "no", "use_cpu": True, "disable_tqdm": True}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path), "--selection_seed", "1", "--heads", "0.5", "--ffn", "0.5"]) == 0
+    assert main(["train", str(path), "--selection_seed", "1", "--prune_heads", "0.5", "--prune_ffn", "0.5"]) == 0
     out = capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
     assert summary["rows_full"] == 38 and summary["rows_kept"] == 19
@@ -199,15 +214,15 @@ def test_shipped_recipes_parse(recipe):
     from pathlib import Path
 
     model, data, config = parse_recipe(Path(__file__).parents[1] / recipe)
-    assert data.dataset.startswith("builtin:") and config.keep == 0.5 and config.warmup_steps == 0.06
+    assert data.dataset.startswith("builtin:") and config.selection_keep == 0.5 and config.warmup_steps == 0.06
 
 
 def test_model_card_is_written_once_at_the_end_not_per_checkpoint(tokenized, tokenizer, tmp_path):
     from hf_qselect import QSelectConfig
 
     config = QSelectConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_train_epochs=1, report_to=[],
-                           save_strategy="steps", save_steps=1, disable_tqdm=True, use_cpu=True, keep=0.5, block_size=12,
-                           selection_n_jobs=1, selection_progress=False, heads=0.5)
+                           save_strategy="steps", save_steps=1, disable_tqdm=True, use_cpu=True, selection_keep=0.5,
+                           selection_block_size=12, selection_n_jobs=1, selection_show_progress=False, prune_heads=0.5)
     trainer = QSelectTrainer(model=tiny_bert(tokenizer), args=config, train_dataset=tokenized, processing_class=tokenizer)
     assert trainer.instance_selector.keep == 0.5 and trainer.pruner.heads == 0.5  # built from the config
     trainer.train()

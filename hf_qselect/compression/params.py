@@ -76,27 +76,27 @@ class CompressionParams:
     """Every parameter of :class:`~hf_qselect.compression.AnnealingCompressor`."""
 
     budget: Optional[str] = param(None, "size budget: '25%' of the fp32 non-embedding weights, or '10MB' (default 25% without latency_ms)",
-                                  check=check_budget, parse=optional(str), recipe="size_budget", recipe_type=Optional[str])
+                                  check=check_budget, parse=optional(str), recipe_type=Optional[str])
     latency_ms: Optional[float] = param(None, "latency budget in ms at latency_batch x latency_length, measured on this machine",
-                                        check=fraction(0.0, 1e9, low_open=True, none=True), parse=optional(float), recipe="latency_budget",
+                                        check=fraction(0.0, 1e9, low_open=True, none=True), parse=optional(float),
                                         recipe_type=Optional[float])
     options: tuple = param(OPTIONS, "choices per group: drop (heads, FFN blocks), int8 and fp32 (Linear modules)",
-                           check=check_options, parse=parse_options, recipe="quantize_options", recipe_type=str)
-    solver: Any = annealing("solver", recipe="compress_solver")
-    seed: Optional[int] = annealing("seed", recipe=False)
+                           check=check_options, parse=parse_options, recipe_type=str)
+    solver: Any = annealing("solver")
+    seed: Optional[int] = annealing("seed")
     _: KW_ONLY
     method: str = param("qubo", "qubo: one QUBO over every choice; greedy: int8 everywhere, drop the cheapest units, fall back to fp32",
-                        check=one_of(lambda: list(COMPRESS_METHODS)), choices=lambda: list(COMPRESS_METHODS), recipe="compress_method")
+                        check=one_of(lambda: list(COMPRESS_METHODS)), choices=lambda: list(COMPRESS_METHODS))
     budget_form: str = param("reward", "reward: the paper's -gamma*R, gamma searched to fit; penalty: lambda*(cost - budget)^2",
-                             check=one_of(lambda: list(BUDGET_FORMS)), choices=lambda: list(BUDGET_FORMS), recipe="compress_budget_form")
-    beta: float = param(1.0, "weight of the Fisher-weighted quantization error against the pruning loss", check=fraction(0.0, 1e9), recipe="compress_beta")
-    ffn_block: int = param(64, "FFN neurons dropped together (one choice each)", check=integer(1), recipe="compress_ffn_block")
+                             check=one_of(lambda: list(BUDGET_FORMS)), choices=lambda: list(BUDGET_FORMS))
+    beta: float = param(1.0, "weight of the Fisher-weighted quantization error against the pruning loss", check=fraction(0.0, 1e9))
+    ffn_block: int = param(64, "FFN neurons dropped together (one choice each)", check=integer(1))
     latency_batch: int = param(8, "batch size the latency is measured at", check=integer(1))
     latency_length: int = param(128, "sequence length the latency is measured at", check=integer(1))
-    num_reads: int = annealing("num_reads", 8, help="annealer reads", recipe="compress_num_reads")
-    num_sweeps: Optional[int] = annealing("num_sweeps", recipe="compress_num_sweeps")
-    batch_size: int = param(16, "calibration batch size", check=integer(1), provenance=False, recipe="compress_batch_size")
-    show_progress: bool = param(True, "progress bars", check=boolean, provenance=False, recipe="compress_progress")
+    num_reads: int = annealing("num_reads", 8, help="annealer reads")
+    num_sweeps: Optional[int] = annealing("num_sweeps")
+    batch_size: int = param(16, "calibration batch size", check=integer(1), provenance=False)
+    show_progress: bool = param(True, "progress bars", check=boolean, provenance=False)
 
     def check_params(self) -> dict[str, Any]:
         checked = check_params(self)

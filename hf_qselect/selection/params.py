@@ -42,27 +42,27 @@ class SelectionParams:
     embedder: Any = param(None, "sentence-transformers path, hub id or model; None = the packaged all-MiniLM-L6-v2",
                           check=_embedder, parse=optional(str), recipe_type=Optional[str])
     solver: Any = annealing("solver")
-    seed: Optional[int] = annealing("seed", help="seed of every random choice: the same seed keeps the same rows", recipe="selection_seed")
+    seed: Optional[int] = annealing("seed", help="seed of every random choice: the same seed keeps the same rows")
     _: KW_ONLY
     block_size: int = annealing("block_size")
     num_reads: int = annealing("num_reads")
     num_sweeps: Optional[int] = annealing("num_sweeps")
-    n_jobs: Optional[int] = annealing("n_jobs", recipe="selection_n_jobs")
-    backend: str = annealing("backend", recipe="selection_backend")
-    batch_size: int = param(64, "embedding batch size", check=integer(1), provenance=False, recipe="embedding_batch_size")
+    n_jobs: Optional[int] = annealing("n_jobs")
+    backend: str = annealing("backend")
+    batch_size: int = param(64, "embedding batch size", check=integer(1), provenance=False)
     device: Optional[str] = param(None, "device the embedder runs on (cpu, cuda, ...), or several, comma-separated (cuda:0,cuda:1), "
                                   "one process each; None = automatic (every GPU when there are several)", check=string(none=True),
-                                  provenance=False, recipe="embedding_device")
+                                  provenance=False)
     precision: str = param("auto", "dtype the embedder runs in; auto: float32 on CPU, bfloat16 (or float16) on CUDA",
-                           check=one_of(lambda: list(PRECISIONS)), choices=lambda: list(PRECISIONS), recipe="embedding_precision")
+                           check=one_of(lambda: list(PRECISIONS)), choices=lambda: list(PRECISIONS))
     embedder_backend: str = param("torch", "how the embedder runs: torch; onnx / onnx-int8 under onnxruntime on the CPU "
                                   "(exported once and cached; needs hf-qselect[onnx]); openvino: the onnx export under OpenVINO "
                                   "(hf-qselect[openvino]); static: a token table distilled once "
                                   "from the model (Model2Vec's recipe), far faster and less accurate", check=one_of(lambda: list(EMBEDDER_BACKENDS)),
                                   choices=lambda: list(EMBEDDER_BACKENDS))
     cache_dir: Any = param(None, "embedding cache folder; None = $HF_QSELECT_CACHE or ~/.cache/hf_qselect, False = no cache",
-                           check=_cache_dir, parse=optional(str), provenance=False, recipe="embedding_cache_dir", recipe_type=Optional[str])
-    show_progress: bool = param(True, "progress bars", check=boolean, provenance=False, recipe="selection_progress")
+                           check=_cache_dir, parse=optional(str), provenance=False, recipe_type=Optional[str])
+    show_progress: bool = param(True, "progress bars", check=boolean, provenance=False)
     sampler_params: Optional[dict] = annealing("sampler_params")
     class_balance: Optional[float] = param(None, "class quotas ~ n_c^(1 - b); None = the method's default (0.5 for qubo, 0 otherwise)",
                                            check=fraction(0.0, 1.0, none=True), parse=optional(float), recipe_type=Optional[float])

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ..output_dir import check_output_dir, staged_output
 from ..provenance import public_path
 from ..selection import default_embedder
 from ..validation import check_keep, check_labels
-from .config import QSelectConfig
+from .config import RENAMED_KEYS, QSelectConfig, renamed
 
 
 @dataclass
@@ -63,7 +64,7 @@ def recipe_to_argv(recipe: dict[str, Any]) -> list[str]:
     A mapping or list given for a key that takes a plain value is refused, naming the key.
     """
     types = field_types()
-    json_keys = {"sampler_params"}  # declared as JSON objects (a dict in YAML, a JSON string on the command line)
+    json_keys = {"selection_sampler_params"}  # declared as JSON objects (a dict in YAML, a JSON string on the command line)
     argv: list[str] = []
     for key, value in recipe.items():
         if value is None:
@@ -100,23 +101,38 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     return recipe
 
 
+def renamed_overrides(overrides: list[str], path: str | Path) -> list[str]:
+    """``--old_key value`` (or ``--old_key=value``) overrides renamed to the new keys, with a ``FutureWarning`` each."""
+    out = []
+    for item in overrides:
+        if item.startswith("--"):
+            key, eq, value = item[2:].partition("=")
+            if key in RENAMED_KEYS:
+                warnings.warn(f"recipe override --{key} is deprecated: use --{RENAMED_KEYS[key]}", FutureWarning, stacklevel=3)
+                item = f"--{RENAMED_KEYS[key]}{eq}{value}"
+        out.append(item)
+    return out
+
+
 def parse_recipe(path: str | Path, overrides: list[str] | None = None):
     """Parse a YAML recipe (plus ``--key value`` overrides) into ``(ModelArguments, DataArguments, QSelectConfig)``.
 
     Unknown keys and wrong types fail with ``HfArgumentParser``'s error, which names the key; so do values
-    out of range (``keep`` outside (0, 1]).
+    out of range (``selection_keep`` outside (0, 1]). Old keys (:data:`~hf_qselect.training.config.RENAMED_KEYS`)
+    are renamed with a ``FutureWarning``.
     """
-    recipe = read_recipe(path)
+    recipe = renamed(read_recipe(path), f"recipe {path}:")
+    overrides = renamed_overrides(list(overrides or []), path)
     parser = HfArgumentParser(RECIPE_DATACLASSES, allow_abbrev=False)
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            parsed = parser.parse_args_into_dataclasses(args=recipe_to_argv(recipe) + list(overrides or []))
-    except SystemExit as err:  # argparse's type errors name the key: "argument --keep: invalid float value"
+            parsed = parser.parse_args_into_dataclasses(args=recipe_to_argv(recipe) + overrides)
+    except SystemExit as err:  # argparse's type errors name the key: "argument --selection_keep: invalid float value"
         message = captured.getvalue().strip().splitlines()
         raise ValueError(f"recipe {path}: {message[-1] if message else err}") from None
     try:
-        check_keep(parsed[-1].keep)
+        check_keep(parsed[-1].selection_keep, "selection_keep")
     except (TypeError, ValueError) as err:
         raise ValueError(f"recipe {path}: {err}") from None
     return parsed
@@ -150,7 +166,7 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
     from .trainer import QSelectTrainer
 
     start = time.perf_counter()
-    check_keep(config.keep)
+    check_keep(config.selection_keep, "selection_keep")
     path = model_args.model_name_or_path or default_embedder()
     target = check_output_dir(config.output_dir, [path if Path(path).exists() else None, *input_paths(data_args.dataset)],
                               overwrite=config.overwrite_output_dir, flag="--overwrite_output_dir",
