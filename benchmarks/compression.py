@@ -40,6 +40,7 @@ from pruning import train  # noqa: E402  (the same fine-tuning path as the pruni
 
 from hf_qselect.compression import load_compressed, measure_latency, quantize_linears, weight_bytes  # noqa: E402
 from hf_qselect.data import load_data  # noqa: E402
+from hf_qselect.measure import mean_std as _mean_std  # noqa: E402
 from hf_qselect.pruning import load_pruned  # noqa: E402
 from hf_qselect.training import DataArguments  # noqa: E402
 from hf_qselect.training.recipes import prepare_splits  # noqa: E402
@@ -170,7 +171,7 @@ def render_fit_only(results: dict) -> str:
 
 
 def mean_std(values: list[float], digits: int = 2) -> str:
-    return f"{statistics.mean(values):.{digits}f}" + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
+    return _mean_std(values, digits)
 
 
 def render(args: dict, results: dict) -> tuple[str, dict]:

@@ -19,13 +19,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
 
 from hf_qselect.data import load_data
+from hf_qselect.measure import interleaved_seconds, mean_std
 from hf_qselect.pruning import load_pruned
 from hf_qselect.training import DataArguments, ModelArguments, QSelectConfig, run_recipe
 from hf_qselect.training.recipes import prepare_splits
@@ -55,18 +55,13 @@ def load_timed(model_dir: Path, texts: list[str]):
 def timed_rates(loaded: dict[str, tuple], n_rows: int, repeats: int) -> dict[str, float]:
     """Rows per second of each ``(model, batches)``, median over ``repeats`` rounds after a warm-up; each round
     times every model once, one after another, so a change in machine load hits all models alike."""
-    rates: dict[str, list[float]] = {name: [] for name in loaded}
     with torch.inference_mode():
         for model, batches in loaded.values():
             for batch in batches[:2]:
                 model(**batch)
-        for _ in range(repeats):
-            for name, (model, batches) in loaded.items():
-                start = time.perf_counter()
-                for batch in batches:
-                    model(**batch)
-                rates[name].append(n_rows / (time.perf_counter() - start))
-    return {name: statistics.median(r) for name, r in rates.items()}
+    runners = {name: (lambda model=model, batches=batches: [model(**batch) for batch in batches]) for name, (model, batches) in loaded.items()}
+    seconds = interleaved_seconds(runners, rounds=repeats, warmup=0)
+    return {name: statistics.median(n_rows / s for s in times) for name, times in seconds.items()}
 
 
 def throughputs(model_dirs: dict[str, Path], texts: list[str], repeats: int) -> dict[str, float]:
@@ -98,11 +93,6 @@ def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, dict]
         rows[name]["rows_per_second"] = rate
         print(f"seed {seed} {name}: {rate:.1f} rows/s", file=sys.stderr, flush=True)
     return rows
-
-
-def mean_std(values: list[float], scale: float = 1.0, digits: int = 4, sign: bool = False) -> str:
-    text = f"{scale * statistics.mean(values):{'+' if sign else ''}.{digits}f}"
-    return text + (f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
 def render(args: dict, per_seed: dict) -> tuple[str, dict[str, dict]]:

@@ -185,8 +185,9 @@ def markdown(results: dict, keeps: list[float]) -> str:
     return "\n".join(lines)
 
 
-def reduction_without_loss(results: dict, keeps: list[float], tolerance: float = 0.01) -> str:
-    """Per dataset and method: the smallest keep such that it and every larger keep measured have mean
+def reduction_table(results: dict, keeps: list[float], tolerance: float = 0.01) -> str:
+    """The mean-based table (the paired test is ``hf_qselect.selection.reduction_without_loss``): per dataset and method,
+    the smallest keep such that it and every larger keep measured have mean
     macro-F1 within ``tolerance`` of full data (a dip at a larger keep ends the run)."""
     lines = ["| dataset | method | smallest keep within 1 point of full | reduction without loss |", "|---|---|---|---|"]
     for name, data in results["datasets"].items():
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     if "full" in results["args"]["methods"].split(",") and results["args"].get("repeats", 1) > 1:
         table += "\n" + paired_table(results, keeps)
     elif "full" in results["args"]["methods"].split(",") and len(keeps) > 1:
-        table += "\n" + reduction_without_loss(results, keeps)
+        table += "\n" + reduction_table(results, keeps)
     if "full" in results["args"]["methods"].split(","):
         plot_sweep(results, keeps, out / f"{args.name}_{args.eval}.png")
     (out / f"{args.name}_{args.eval}.md").write_text(table)

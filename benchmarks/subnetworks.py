@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_qselect.models import adapter_for
 from hf_qselect.subnetworks import SubnetworkSelector
 
 RESULTS = Path(__file__).parent / "results"
@@ -109,15 +110,14 @@ def digits_table(result: dict, keeps: list[float], methods: list[str]) -> str:
 
 # ------------------------------------------------------------------ MiniLM
 def pooled(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+    adapter = adapter_for(model)  # the model layer's pooling: what subnetwork selection itself scores
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-            hidden = model(**enc).last_hidden_state
-            weight = enc["attention_mask"].unsqueeze(-1).float()
-            out[idx] = ((hidden * weight).sum(1) / weight.sum(1)).numpy()
+            out[idx] = adapter.pooled(model, enc["input_ids"], enc["attention_mask"]).numpy()
     return out
 
 

@@ -114,3 +114,24 @@ def test_every_lazy_package_lists_its_exports_and_resolves_them():
             "    for export in module.__all__:\n"
             "        getattr(module, export)\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_applications_use_the_core_and_the_model_layer_through_their_packages_and_validation_stays_below_the_core():
+    """``hf_qselect.qubo`` and ``hf_qselect.models`` are used through their ``__init__`` by everything above them
+    (no ``from ..qubo.decompose import``); ``validation.py`` (shared checks) imports neither."""
+    import re
+
+    deep = re.compile(r"^\s*from\s+(\.+|hf_qselect\.)(qubo|models)\.\w+\s+import", re.M)
+    bad = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+           if p.relative_to(PACKAGE).parts[0] not in ("qubo", "models") and deep.search(p.read_text())]
+    assert not bad, bad
+    validation = (PACKAGE / "validation.py").read_text()
+    assert not re.search(r"^\s*from\s+\.(qubo|models)\b", validation, re.M)
+
+
+def test_benchmarks_import_the_timing_and_summary_helpers_instead_of_writing_them_again():
+    benchmarks = Path(__file__).parents[1] / "benchmarks"
+    texts = {p.name: p.read_text() for p in benchmarks.glob("*.py")}
+    assert not [name for name, text in texts.items() if "def mean_std(values: list[float], scale" in text or "statistics.stdev" in text]
+    assert not [name for name, text in texts.items() if "def reduction_without_loss" in text]
+    assert "interleaved_seconds" in texts["pruning.py"] and "adapter.pooled" in texts["subnetworks.py"]

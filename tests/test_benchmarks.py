@@ -91,11 +91,11 @@ def test_ffn_width_benchmark_smoke(tiny_model_and_data, tmp_path):
     assert "| unpruned |" in table and "| heads -1, FFN 32 |" in table
 
 
-def test_reduction_without_loss_stops_at_the_first_dip():
+def test_reduction_table_stops_at_the_first_dip():
     import selection
 
     scores = {"full": {"1.0": [0.80]}, "a": {"0.75": [0.795], "0.5": [0.78], "0.25": [0.795]}, "b": {"0.75": [0.70], "0.5": [0.80], "0.25": [0.80]}}
-    table = selection.reduction_without_loss({"datasets": {"d": {"macro_f1": scores}}}, [0.75, 0.5, 0.25])
+    table = selection.reduction_table({"datasets": {"d": {"macro_f1": scores}}}, [0.75, 0.5, 0.25])
     assert "| d | a | 0.75 | 25% |" in table  # 0.5 is 2 points down, so 0.25 does not count
     assert "| d | b | none | 0% |" in table
 

@@ -10,7 +10,7 @@ from hf_qselect.qubo import Vectors, bisect, split_large
 from hf_qselect.selection import InstanceSelector
 from hf_qselect.selection.quotas import class_quotas
 from hf_qselect.selection.scoring import _lda, out_of_fold_proba, stratified_sample
-from hf_qselect.validation import check_embeddings
+from hf_qselect.selection.embedding_checks import check_embeddings
 from tests.conftest import clustered, mmd_energy
 
 N = 900

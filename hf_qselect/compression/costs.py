@@ -12,12 +12,13 @@ pass that sets ``base``; nothing is guessed.
 from __future__ import annotations
 
 import copy
-import time
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from ..measure import median_ms
 from torch import nn
 
 from .layout import Choice, Layout
@@ -67,18 +68,6 @@ def quantized_copy(module: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(module), {nn.Linear}, dtype=torch.qint8)
-
-
-def median_ms(fn, repeats: int = 9, warmup: int = 2) -> float:
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
 
 
 def _slice(linear: nn.Linear, n: int, outputs: bool) -> nn.Linear:

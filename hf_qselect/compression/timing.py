@@ -1,11 +1,12 @@
 """Median latency of several models on the same inputs, in interleaved rounds (so drift hits them all alike)."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..measure import interleaved_seconds
 
 
 def _runner(model: Any, inputs: dict[str, torch.Tensor]):
@@ -29,14 +30,5 @@ def measure_latency(models: dict[str, Any], batch: int = 8, length: int = 128, r
     inputs = {"input_ids": torch.randint(0, vocab_size, (batch, length), generator=generator),
               "attention_mask": torch.ones(batch, length, dtype=torch.long), "token_type_ids": torch.zeros(batch, length, dtype=torch.long)}
     runners = {name: _runner(model, inputs) for name, model in models.items()}
-    times: dict[str, list[float]] = {name: [] for name in models}
-    with torch.inference_mode():
-        for run in runners.values():
-            run()
-        for _ in range(rounds):
-            for name, run in runners.items():
-                for _ in range(repeats):
-                    start = time.perf_counter()
-                    run()
-                    times[name].append(time.perf_counter() - start)
+    times = interleaved_seconds(runners, rounds=rounds, repeats=repeats)
     return {name: round(1000.0 * float(np.median(t)), 3) for name, t in times.items()}

@@ -17,7 +17,7 @@ from joblib import delayed
 from tqdm.auto import tqdm
 
 from ..qubo import AnnealSettings, Vectors, anneal, bisect, get_solver, split_large
-from ..qubo.decompose import run_jobs
+from ..qubo import run_jobs
 from .formulations import mmd_block
 from .quotas import apportion
 

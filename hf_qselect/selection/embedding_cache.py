@@ -89,7 +89,7 @@ def embed_in_shards(texts: Sequence[str], embed: Callable[[Sequence[str], bool],
     on the backend in force (a Dask or Ray cluster); either way every shard is written as soon as it comes back."""
     from tqdm.auto import tqdm
 
-    from ..qubo.decompose import run_jobs
+    from ..qubo import run_jobs
 
     folder = shard_folder(path)
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..qubo.backends import on_cluster
+from ..qubo import on_cluster
 from . import embedding_cache
 from .embedding_cache import embed_in_shards, read_cached, write_cached  # noqa: F401  (write_cached: re-exported)
 from .onnx_embedder import ONNX_BACKENDS, onnx_embed

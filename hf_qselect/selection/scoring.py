@@ -17,9 +17,9 @@ from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from ..qubo import Vectors, as_vectors
-from ..qubo.backends import on_cluster
-from ..qubo.decompose import run_jobs
-from ..qubo.vectors import READ_ROWS
+from ..qubo import on_cluster
+from ..qubo import run_jobs
+from ..qubo import READ_ROWS
 from .quotas import apportion
 
 SCORE_ROWS = 50_000

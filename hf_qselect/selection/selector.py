@@ -13,7 +13,8 @@ from ..annealing import anneal_settings
 from ..params import DeclaredParams, fraction
 from ..provenance import public_params, public_path
 from ..qubo import backend_context, get_solver
-from ..validation import check_columns, check_dataset, check_embeddings, check_min_keep, label_codes, label_values, text_values
+from ..validation import check_columns, check_dataset, check_min_keep, label_codes, label_values, text_values
+from .embedding_checks import check_embeddings
 from .embeddings import PRECISIONS, effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
 from .params import SelectionParams
