@@ -31,8 +31,9 @@ class DistilBertAdapter(ModelAdapter):
     def layers(self, model):
         return getattr(getattr(getattr(model, "base_model", model), "transformer", None), "layer", None)
 
-    def set_layers(self, model, layers):
-        model.base_model.transformer.layer = nn.ModuleList(layers)
+    def set_layers(self, model, kept):
+        layers = self.layers(model)
+        model.base_model.transformer.layer = nn.ModuleList([layers[i] for i in kept])
 
     def linear(self, layer, role):
         return self._linears[role]

@@ -49,7 +49,7 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         self.check_params()
         adapter = adapter_for(model, what="compression")
         check_not_quantized(model)
-        check_calibration(calibration_dataset)
+        check_calibration(calibration_dataset, adapter.can_generate(model))
         target = self.target()
         device = next(model.parameters()).device
         if target.kind == "latency" and device.type != "cpu":

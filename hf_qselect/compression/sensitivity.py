@@ -80,8 +80,9 @@ def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], bat
         for w in weights.values():
             w.requires_grad_(True)
         n_batches = -(-len(dataset) // batch_size)
-        pad = adapter_for(model).pad_id(model.config)
-        for batch in tqdm(calibration_batches(dataset, batch_size, device, pad), total=n_batches, desc="compression sensitivity", disable=not show_progress):
+        adapter = adapter_for(model)
+        pad, causal = adapter.pad_id(model.config), adapter.can_generate(model)
+        for batch in tqdm(calibration_batches(dataset, batch_size, device, pad, causal), total=n_batches, desc="compression sensitivity", disable=not show_progress):
             hooks.values = {name: gate for l in range(layout.n_layers)
                             for name, gate in ((f"layer.{l}.heads", head_gates[l]), (f"layer.{l}.ffn", block_gates[l][block_of[l]]))}
             loss = model(**batch).loss

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 from ..lazy import lazy_dir, lazy_getattr
 
 _EXPORTS = {
-    **{name: ".adapter" for name in ("ModelAdapter", "ROLES", "Shape")},
+    **{name: ".adapter" for name in ("ModelAdapter", "ROLES", "Shape", "unit_weight_norms")},
     **{name: ".registry" for name in ("adapter_for", "is_peft", "register_adapter", "registered", "supported_text", "unregister_adapter")},
     "BertAdapter": ".bert",
-    **{name: ".gates" for name in ("Gates", "LAYER_UNIT_KINDS", "UnitSet", "layer_unit_sets", "transformer_gate_point")},
+    "LlamaAdapter": ".llama",
+    **{name: ".gates" for name in ("Gates", "LAYER_UNIT_KINDS", "SkipLayers", "UnitSet", "layer_unit_sets", "transformer_gate_point")},
     **{name: ".linear" for name in ("head_index", "keep_inputs", "keep_outputs")},
-    **{name: ".removal" for name in ("PLAN_KEY", "apply_plan", "plan_is_uneven", "pruned_skeleton", "sliced_layer")},
+    **{name: ".removal" for name in ("PLAN_KEY", "apply_plan", "grouped_heads", "kept_groups", "plan_is_uneven", "pruned_skeleton", "sliced_layer")},
     **{name: ".saved" for name in ("check_model_dir", "load_pruned", "read_weights", "weight_files")},
     **{name: ".calibration" for name in ("MODEL_INPUTS", "calibration_batches", "check_calibration", "label_column")},
 }
@@ -23,11 +24,12 @@ __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 __dir__ = lazy_dir(_EXPORTS, globals())
 
 if TYPE_CHECKING:
-    from .adapter import ROLES, ModelAdapter, Shape
+    from .adapter import ROLES, ModelAdapter, Shape, unit_weight_norms
     from .registry import adapter_for, is_peft, register_adapter, registered, supported_text, unregister_adapter
     from .bert import BertAdapter
+    from .llama import LlamaAdapter
     from .calibration import MODEL_INPUTS, calibration_batches, check_calibration, label_column
-    from .gates import LAYER_UNIT_KINDS, Gates, UnitSet, layer_unit_sets, transformer_gate_point
+    from .gates import LAYER_UNIT_KINDS, Gates, SkipLayers, UnitSet, layer_unit_sets, transformer_gate_point
     from .linear import head_index, keep_inputs, keep_outputs
-    from .removal import PLAN_KEY, apply_plan, plan_is_uneven, pruned_skeleton, sliced_layer
+    from .removal import PLAN_KEY, apply_plan, grouped_heads, kept_groups, plan_is_uneven, pruned_skeleton, sliced_layer
     from .saved import check_model_dir, load_pruned, read_weights, weight_files

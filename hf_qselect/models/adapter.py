@@ -43,8 +43,8 @@ class ModelAdapter:
         """The model's transformer layers, or ``None`` if ``model`` does not have this family's layout."""
         raise NotImplementedError
 
-    def set_layers(self, model: Any, layers: list[nn.Module]) -> None:
-        """Replace the layer list (after layers were removed) and renumber what the cache needs."""
+    def set_layers(self, model: Any, kept: list[int]) -> None:
+        """Keep layers ``kept`` (indices into the current layers, in order) and renumber what the cache needs."""
         raise NotImplementedError
 
     def linear(self, layer: nn.Module, role: str) -> tuple[str, ...]:
@@ -73,9 +73,21 @@ class ModelAdapter:
         """The module whose input holds the FFN neurons' activations (the FFN output projection)."""
         return layer.get_submodule(self.linear(layer, "ffn_output")[0])
 
-    def set_head_count(self, layer: nn.Module, heads: int, config: Any) -> None:
-        """Update the attention module's own head bookkeeping after its Linears were sliced to ``heads``."""
+    def set_head_count(self, layer: nn.Module, heads: int, kv_heads: int, config: Any) -> None:
+        """Update the attention module's own head bookkeeping after its Linears were sliced to ``heads`` query and
+        ``kv_heads`` key/value heads."""
 
+    def uniform_config(self, config: Any, heads: int, kv_heads: int, width: int) -> bool:
+        """Write the same-in-every-layer shape into ``config`` so plain ``from_pretrained`` rebuilds it; ``False`` (and
+        ``config`` untouched) when the family's config cannot express it (BERT derives the head size from the count)."""
+        if heads != config.num_attention_heads or kv_heads != getattr(config, "num_key_value_heads", config.num_attention_heads):
+            return False
+        config.intermediate_size = int(width)
+        return True
+
+    def can_generate(self, model: Any) -> bool:
+        """Whether ``model`` is a causal LM (its loss is the next-token loss on ``labels``)."""
+        return bool(getattr(model, "can_generate", lambda: False)())
     # ------------------------------------------------------------------ inputs and outputs
     def pad_id(self, config: Any) -> int:
         pad = getattr(config, "pad_token_id", None)
@@ -106,3 +118,30 @@ class ModelAdapter:
 
     def describe(self) -> str:
         return f"{self.family} ({', '.join(self.model_types)})"
+
+
+def unit_weight_norms(adapter: ModelAdapter, model: Any) -> tuple[list, list, list, list]:
+    """Per layer: each query head's, each key/value head's and each FFN neuron's weight norm, and the layer's.
+
+    A query head owns its rows of the query projection and its columns of the attention output projection; a
+    key/value head its rows of the key and value projections; a neuron its rows of the FFN input projections and its
+    column of the FFN output projection (magnitude pruning's scores)."""
+    import numpy as np
+
+    config = model.config
+    size = adapter.head_dim(config)
+    heads, kv, neurons, layers = [], [], [], []
+    with torch.no_grad():
+        for layer in adapter.layers(model):
+            weight = {role: [layer.get_submodule(n).weight.float() for n in adapter.linear(layer, role)] for role in
+                      ("query", "key", "value", "attention_output", "ffn_input", "ffn_output")}
+            rows = lambda ws: sum((w ** 2).sum(1) for w in ws)  # noqa: E731
+            cols = lambda ws: sum((w ** 2).sum(0) for w in ws)  # noqa: E731
+            q = rows(weight["query"]).view(-1, size).sum(1) + cols(weight["attention_output"]).view(-1, size).sum(1)
+            k = (rows(weight["key"]) + rows(weight["value"])).view(-1, size).sum(1)
+            n = rows(weight["ffn_input"]) + cols(weight["ffn_output"])
+            heads.append(np.sqrt(q.cpu().numpy()))
+            kv.append(np.sqrt(k.cpu().numpy()))
+            neurons.append(np.sqrt(n.cpu().numpy()))
+            layers.append(float(np.sqrt(sum(float((p.float() ** 2).sum()) for p in layer.parameters()))))
+    return heads, kv, neurons, layers

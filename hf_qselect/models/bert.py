@@ -21,8 +21,9 @@ class BertAdapter(ModelAdapter):
         base = getattr(model, "base_model", model)
         return getattr(getattr(base, "encoder", None), "layer", None)
 
-    def set_layers(self, model: Any, layers: list[nn.Module]) -> None:
-        model.base_model.encoder.layer = nn.ModuleList(layers)
+    def set_layers(self, model: Any, kept: list[int]) -> None:
+        layers = self.layers(model)
+        model.base_model.encoder.layer = nn.ModuleList([layers[i] for i in kept])
         for index, layer in enumerate(model.base_model.encoder.layer):
             if hasattr(layer.attention.self, "layer_idx"):
                 layer.attention.self.layer_idx = index
@@ -33,7 +34,7 @@ class BertAdapter(ModelAdapter):
     def head_dim(self, config: Any) -> int:
         return config.hidden_size // config.num_attention_heads
 
-    def set_head_count(self, layer: nn.Module, heads: int, config: Any) -> None:
+    def set_head_count(self, layer: nn.Module, heads: int, kv_heads: int, config: Any) -> None:
         attention = layer.attention.self
         attention.num_attention_heads = heads
         attention.all_head_size = heads * attention.attention_head_size

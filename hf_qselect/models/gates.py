@@ -120,3 +120,28 @@ class Gates:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+class SkipLayers:
+    """Hooks that make the layers ``indices`` pass their input through unchanged (a model with those layers dropped,
+    without changing a weight): ``with SkipLayers(model, [3, 4]): loss = model(**batch).loss``."""
+
+    def __init__(self, model: Any, indices: list[int]) -> None:
+        layers = adapter_for(model).layers(model)
+        self._handles = [layers[i].register_forward_hook(self._hook, with_kwargs=True) for i in indices]
+
+    @staticmethod
+    def _hook(module, args, kwargs, output):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        return hidden if isinstance(output, torch.Tensor) else (hidden, *output[1:])
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> "SkipLayers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()

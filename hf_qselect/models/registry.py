@@ -7,6 +7,7 @@ from torch import nn
 
 from .adapter import ModelAdapter
 from .bert import BertAdapter
+from .llama import LlamaAdapter
 
 _REGISTRY: dict[str, ModelAdapter] = {}
 
@@ -60,5 +61,5 @@ def adapter_for(model_or_config: Any, *, what: str = "this operation") -> ModelA
     return adapter
 
 
-for _builtin in (BertAdapter,):
+for _builtin in (BertAdapter, LlamaAdapter):
     register_adapter(_builtin)

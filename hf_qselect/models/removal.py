@@ -18,18 +18,44 @@ from .linear import head_index, keep_inputs, keep_outputs
 PLAN_KEY = "hf_qselect_pruning"
 
 
+def kept_groups(heads: list[int], n_heads: int, n_kv: int) -> list[int]:
+    """The key/value groups that keep query heads ``heads`` (group ``g`` holds query heads ``g*G .. g*G+G-1``,
+    ``G = n_heads / n_kv``); every kept group must keep the same number of query heads, as ``repeat_kv`` needs."""
+    size = n_heads // n_kv
+    counts: dict[int, int] = {}
+    for h in heads:
+        counts[h // size] = counts.get(h // size, 0) + 1
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"grouped-query attention needs the same number of query heads in every kept key/value group; "
+                         f"got {dict(sorted(counts.items()))} (group: heads)")
+    return sorted(counts)
+
+
+def grouped_heads(heads: int, kv_heads: int, n_heads: int, n_kv: int) -> list[int]:
+    """``heads`` query heads spread evenly over the first ``kv_heads`` groups (the shape a skeleton is cut to)."""
+    size, per_group = n_heads // n_kv, heads // kv_heads
+    return [g * size + j for g in range(kv_heads) for j in range(per_group)]
+
+
 def sliced_layer(adapter: ModelAdapter, layer: nn.Module, config: Any, heads: list[int] | None,
-                 neurons: list[int] | None) -> dict[str, nn.Module]:
-    """``{name relative to layer: new Linear}`` keeping query heads ``heads`` and FFN neurons ``neurons`` (``None``: all)."""
+                 neurons: list[int] | None) -> tuple[dict[str, nn.Module], int | None]:
+    """``({name relative to layer: new Linear}, kept key/value heads)`` keeping query heads ``heads`` (with their
+    key/value groups) and FFN neurons ``neurons`` (``None``: all)."""
     replacement: dict[str, nn.Module] = {}
+    kv_kept = None
     if heads is not None:
         size = adapter.head_dim(config)
-        if adapter.kv_heads(layer, config) != adapter.heads(layer, config):
-            raise NotImplementedError(f"{adapter.family}: removing query heads of grouped-query attention needs key/value groups")
-        rows = head_index(sorted(heads), size)
-        for role in ("query", "key", "value"):
+        n_heads, n_kv = adapter.heads(layer, config), adapter.kv_heads(layer, config)
+        heads = sorted(heads)
+        rows = head_index(heads, size)
+        kv_rows = rows
+        kv_kept = len(heads)
+        if n_kv != n_heads:
+            groups = kept_groups(heads, n_heads, n_kv)
+            kv_rows, kv_kept = head_index(groups, size), len(groups)
+        for role, index in (("query", rows), ("key", kv_rows), ("value", kv_rows)):
             for name in adapter.linear(layer, role):
-                replacement[name] = keep_outputs(layer.get_submodule(name), rows)
+                replacement[name] = keep_outputs(layer.get_submodule(name), index)
         for name in adapter.linear(layer, "attention_output"):
             replacement[name] = keep_inputs(layer.get_submodule(name), rows)
     if neurons is not None:
@@ -38,40 +64,55 @@ def sliced_layer(adapter: ModelAdapter, layer: nn.Module, config: Any, heads: li
             replacement[name] = keep_outputs(layer.get_submodule(name), index)
         for name in adapter.linear(layer, "ffn_output"):
             replacement[name] = keep_inputs(layer.get_submodule(name), index)
-    return replacement
+    return replacement, kv_kept
 
 
-def install(adapter: ModelAdapter, layer: nn.Module, config: Any, replacement: dict[str, nn.Module], heads: int | None) -> None:
+def install(adapter: ModelAdapter, layer: nn.Module, config: Any, replacement: dict[str, nn.Module], heads: int | None,
+            kv_heads: int | None) -> None:
     for name, module in replacement.items():
         layer.set_submodule(name, module)
     if heads is not None:
-        adapter.set_head_count(layer, heads, config)
+        adapter.set_head_count(layer, heads, kv_heads, config)
 
 
 def apply_plan(model: Any, kept_layers: list[int], kept_heads: dict[int, list[int]], kept_neurons: dict[int, list[int]]) -> Any:
-    """Physically remove everything not kept; record the plan in ``config``. Builds first, then swaps in."""
+    """Physically remove everything not kept; record the plan in ``config``. Builds first, then swaps in.
+
+    ``kept_heads[l]`` are query heads; with grouped-query attention the key/value groups that keep none go too, and
+    every kept group must keep as many query heads as the others. When every layer ends with the same shape and the
+    family's config can say so, the config is rewritten and plain ``from_pretrained`` reloads the model."""
     adapter = adapter_for(model, what="structured pruning")
     config = model.config
     before = adapter.shape(model)
     layers = adapter.layers(model)
-    built = [(layers[i], sliced_layer(adapter, layers[i], config, kept_heads.get(i), kept_neurons.get(i)),
-              len(kept_heads[i]) if i in kept_heads else None) for i in kept_layers]
+    built = []
+    for i in kept_layers:
+        replacement, kv = sliced_layer(adapter, layers[i], config, kept_heads.get(i), kept_neurons.get(i))
+        built.append((layers[i], replacement, len(kept_heads[i]) if i in kept_heads else None, kv))
     widths = [len(kept_neurons[i]) if i in kept_neurons else before.ffn_per_layer[i] for i in kept_layers]
-    # --- from here on the model is modified; nothing below can fail on shapes built above
-    for layer, replacement, heads in built:
-        install(adapter, layer, config, replacement, heads)
-    adapter.set_layers(model, [layers[i] for i in kept_layers])
-    previous = getattr(config, PLAN_KEY, None) or {}
-    config.num_hidden_layers = len(kept_layers)
-    config.intermediate_size = int(max(widths))
     heads_now = [len(kept_heads[i]) if i in kept_heads else before.heads_per_layer[i] for i in kept_layers]
-    setattr(config, PLAN_KEY, {
+    kv_now = [kv if kv is not None else before.kv_heads_per_layer[i] for i, (_, _, _, kv) in zip(kept_layers, built)]
+    # --- from here on the model is modified; nothing below can fail on shapes built above
+    for layer, replacement, heads, kv in built:
+        install(adapter, layer, config, replacement, heads, kv)
+    adapter.set_layers(model, kept_layers)
+    previous = getattr(config, PLAN_KEY, None) or {}
+    grouped = any(k != h for k, h in zip(before.kv_heads_per_layer, before.heads_per_layer)) or "kv_heads_per_layer" in previous
+    plan = {
         "heads_per_layer": heads_now,
         "ffn_per_layer": [int(w) for w in widths],
         "original_num_hidden_layers": previous.get("original_num_hidden_layers", len(before.heads_per_layer)),
         "original_num_attention_heads": previous.get("original_num_attention_heads", config.num_attention_heads),
         "original_intermediate_size": previous.get("original_intermediate_size", max(before.ffn_per_layer)),
-    })
+    }
+    if grouped:
+        plan["kv_heads_per_layer"] = [int(k) for k in kv_now]
+        plan["original_num_key_value_heads"] = previous.get("original_num_key_value_heads", config.num_key_value_heads)
+    config.num_hidden_layers = len(kept_layers)
+    uniform = len(set(heads_now)) == 1 and len(set(kv_now)) == 1 and len(set(widths)) == 1
+    if not (uniform and adapter.uniform_config(config, heads_now[0], kv_now[0], widths[0])):
+        config.intermediate_size = int(max(widths))
+    setattr(config, PLAN_KEY, plan)
     return model
 
 
@@ -81,7 +122,9 @@ def plan_is_uneven(config: Any) -> bool:
     plan = getattr(config, PLAN_KEY, None) or {}
     heads = plan.get("heads_per_layer", [])
     widths = plan.get("ffn_per_layer", [])
-    return any(h != config.num_attention_heads for h in heads) or any(w != config.intermediate_size for w in widths)
+    kv = plan.get("kv_heads_per_layer", [])
+    return (any(h != config.num_attention_heads for h in heads) or any(w != config.intermediate_size for w in widths)
+            or any(k != getattr(config, "num_key_value_heads", None) for k in kv))
 
 
 def pruned_skeleton(config: Any, model_class: Any) -> Any:
@@ -92,8 +135,13 @@ def pruned_skeleton(config: Any, model_class: Any) -> Any:
     layers = adapter.layers(model)
     heads_per_layer = plan.get("heads_per_layer", [config.num_attention_heads] * len(layers))
     widths = plan.get("ffn_per_layer", [config.intermediate_size] * len(layers))
-    for layer, heads, width in zip(layers, heads_per_layer, widths):
-        keep_heads = list(range(heads)) if heads != adapter.heads(layer, config) else None
+    kv_per_layer = plan.get("kv_heads_per_layer", heads_per_layer)
+    for layer, heads, kv, width in zip(layers, heads_per_layer, kv_per_layer, widths):
+        n_heads, n_kv = adapter.heads(layer, config), adapter.kv_heads(layer, config)
+        keep_heads = None
+        if heads != n_heads or kv != n_kv:
+            keep_heads = grouped_heads(heads, kv, n_heads, n_kv) if n_kv != n_heads else list(range(heads))
         keep_neurons = list(range(width)) if width != adapter.ffn_width(layer) else None
-        install(adapter, layer, config, sliced_layer(adapter, layer, config, keep_heads, keep_neurons), heads if keep_heads else None)
+        replacement, kv_kept = sliced_layer(adapter, layer, config, keep_heads, keep_neurons)
+        install(adapter, layer, config, replacement, heads if keep_heads else None, kv_kept)
     return model

@@ -8,7 +8,9 @@ from typing import Any, Optional
 from ..annealing import annealing
 from ..params import boolean, check_params, fraction, integer, one_of, param
 
-PRUNE_METHODS = ("qubo", "greedy")
+PRUNE_METHODS = ("qubo", "greedy", "magnitude", "random", "block_influence")
+HEAD_UNITS = ("auto", "group", "query")
+LAYER_SCORES = ("auto", "influence", "pairs")
 
 
 def check_budget(name: str, value: Any) -> float:
@@ -22,13 +24,15 @@ def check_budget(name: str, value: Any) -> float:
 class PruningParams:
     """Every parameter of :class:`~hf_qselect.pruning.AnnealingPruner`."""
 
-    heads: float = param(0.0, "fraction of attention heads to remove, in [0, 1)", check=check_budget)
+    heads: float = param(0.0, "fraction of (query) attention heads to remove, in [0, 1)", check=check_budget)
     ffn: float = param(0.0, "fraction of FFN neurons to remove (same in every layer), in [0, 1)", check=check_budget)
-    layers: float = param(0.0, "fraction of encoder layers to remove, in [0, 1)", check=check_budget)
+    layers: float = param(0.0, "fraction of layers to remove, in [0, 1)", check=check_budget)
     solver: Any = annealing("solver")
     seed: Optional[int] = annealing("seed")
     _: KW_ONLY
-    method: str = param("qubo", "qubo: importance-minus-redundancy QUBOs; greedy: importance ranking",
+    method: str = param("qubo", "qubo: importance-minus-redundancy QUBOs (layers of a causal LM: measured drop losses with "
+                        "neighbour interactions); greedy: first-order (Taylor) ranking; magnitude: weight-norm ranking; random; "
+                        "block_influence: layers by ShortGPT's 1 - cos(input, output) (layers only)",
                         check=one_of(lambda: list(PRUNE_METHODS)), choices=lambda: list(PRUNE_METHODS))
     redundancy_weight: float = param(0.5, "beta: weight of the redundancy term (0 = importance ranking)", check=fraction(0.0, 1e9))
     block_size: int = annealing("block_size")
@@ -38,6 +42,15 @@ class PruningParams:
     batch_size: int = param(16, "calibration batch size when scoring units", check=integer(1), provenance=False)
     max_tokens: int = param(2048, "calibration tokens sampled for the redundancy vectors", check=integer(1))
     ffn_multiple: int = param(64, "round the kept FFN width down to a multiple of this (1: exact budget)", check=integer(1))
+    uniform: bool = param(False, "the same head, key/value-head and FFN counts in every layer (a config plain from_pretrained "
+                          "loads); else heads may differ per layer (reload with load_pruned)", check=boolean)
+    head_unit: str = param("auto", "grouped-query attention: group removes key/value groups with their query heads; query "
+                           "removes query heads, the same number in every group; auto: group", check=one_of(lambda: list(HEAD_UNITS)),
+                           choices=lambda: list(HEAD_UNITS))
+    layer_scores: str = param("auto", "how layers are scored for qubo and greedy: influence (block influence and redundancy); "
+                              "pairs (the measured loss of dropping each layer and each neighbouring pair); auto: pairs for "
+                              "causal LMs", check=one_of(lambda: list(LAYER_SCORES)), choices=lambda: list(LAYER_SCORES))
+    pair_rows: int = param(32, "calibration rows the layer-drop losses are measured on (layer_scores=pairs)", check=integer(1))
     show_progress: bool = param(True, "progress bars", check=boolean, provenance=False)
 
     def check_params(self) -> dict[str, Any]:

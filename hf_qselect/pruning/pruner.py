@@ -8,13 +8,13 @@ import numpy as np
 from datasets import Dataset
 
 from ..annealing import anneal_settings
-from ..models import adapter_for, apply_plan, check_calibration
+from ..models import adapter_for, apply_plan, check_calibration, kept_groups, unit_weight_norms
 from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
 from .params import PruningParams
 from .report import PruningReport
-from .scores import compute_scores
-from .units import select_units
+from .scores import UnitScores, compute_scores
+from .units import select_in_groups, select_units
 
 
 def ffn_keep_width(width: int, ffn: float, multiple: int) -> int:
@@ -50,41 +50,49 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         return anneal_settings(self, show_progress=False)
 
     def fit(self, model, calibration_dataset: Dataset) -> "AnnealingPruner":
-        """Score every unit on ``calibration_dataset`` (tokenized, with labels) and choose what to keep."""
+        """Score every unit on ``calibration_dataset`` (tokenized; with class labels for a classifier, any text for a
+        causal LM) and choose what to keep."""
         adapter = adapter_for(model, what="structured pruning")
         checked = self.check_params()
         budgets = {name: checked[name] for name in ("heads", "ffn", "layers")}
-        check_calibration(calibration_dataset)
+        causal = adapter.can_generate(model)
+        check_calibration(calibration_dataset, causal)
+        if self.method == "block_influence" and (budgets["heads"] or budgets["ffn"]):
+            raise ValueError("method='block_influence' ranks whole layers (ShortGPT); set heads=0 and ffn=0, or use another method")
         shape = adapter.shape(model)
         n_layers = len(shape.heads_per_layer)
         keep_layers = n_layers - int(round(budgets["layers"] * n_layers))
         if keep_layers < 1:
             raise ValueError(f"layers={budgets['layers']} would remove all {n_layers} layers")
+        grouped = shape.kv_heads_per_layer != shape.heads_per_layer
+        head_unit = ("group" if self.head_unit == "auto" else self.head_unit) if grouped else "head"
+        self._check_head_budget(shape, budgets["heads"], head_unit)
         settings = self._settings()
         if self.method == "qubo":
             settings.solver = get_solver(self.solver)  # resolved once for every layer's QUBOs
         timings = {}
         start = time.perf_counter()
-        scores = compute_scores(model, calibration_dataset, self.batch_size, self.max_tokens, self.show_progress)
+        scores = self._unit_scores(model, adapter, calibration_dataset, shape)
         timings["scores"] = time.perf_counter() - start
         start = time.perf_counter()
         energies, repaired = {}, 0
+        rank = self.method if self.method in ("qubo", "greedy") else "greedy"
 
-        layer_choice = select_units(scores.layer_importance, scores.layer_vectors, keep_layers, settings, self.redundancy_weight, self.method)
-        kept_layers = [int(i) for i in layer_choice.kept]
-        energies["layers"], repaired = layer_choice.energy, repaired + layer_choice.repaired
+        layer_mode = self.layer_scores if self.layer_scores != "auto" else ("pairs" if causal else "influence")
+        drop_losses = None
+        if keep_layers < n_layers and layer_mode == "pairs" and self.method in ("qubo", "greedy"):
+            from .layer_drop import choose_drops, measure_drop_losses
 
-        offsets = np.concatenate([[0], np.cumsum(shape.heads_per_layer)])
-        units = np.concatenate([np.arange(offsets[l], offsets[l + 1]) for l in kept_layers])
-        total_heads = len(units)
-        keep_heads = total_heads - int(round(budgets["heads"] * total_heads))
-        if keep_heads < len(kept_layers):
-            raise ValueError(f"heads={budgets['heads']} leaves {keep_heads} heads for {len(kept_layers)} layers; every kept layer needs one")
-        importance = np.concatenate([scores.head_importance[l] / (np.linalg.norm(scores.head_importance[l]) or 1.0) for l in kept_layers])
-        head_choice = select_units(importance, scores.head_vectors[units], keep_heads, settings, self.redundancy_weight, self.method)
-        kept_units, empty_repairs = self._fill_empty_layers(units[head_choice.kept], units, importance, offsets, kept_layers)
-        kept_heads = {l: [int(u - offsets[l]) for u in kept_units if offsets[l] <= u < offsets[l + 1]] for l in kept_layers}
-        energies["heads"], repaired = head_choice.energy, repaired + head_choice.repaired
+            drop_losses = measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size, self.show_progress)
+            dropped, energies["layers"] = choose_drops(drop_losses, n_layers - keep_layers, self.method, settings)
+            kept_layers = [i for i in range(n_layers) if i not in dropped]
+        else:
+            layer_choice = select_units(scores.layer_importance, scores.layer_vectors, keep_layers, settings, self.redundancy_weight, rank)
+            kept_layers = [int(i) for i in layer_choice.kept]
+            energies["layers"], repaired = layer_choice.energy, repaired + layer_choice.repaired
+
+        kept_heads, empty_repairs, energy, fixed = self._choose_heads(scores, shape, kept_layers, budgets["heads"], head_unit, settings, rank)
+        energies["heads"], repaired = energy, repaired + fixed
 
         width = shape.ffn_per_layer[kept_layers[0]]
         keep_width = ffn_keep_width(int(width), budgets["ffn"], int(self.ffn_multiple))
@@ -92,13 +100,13 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             raise ValueError(f"ffn={budgets['ffn']} would remove every FFN neuron")
         kept_neurons, energies["ffn"] = {}, 0.0
         for l in kept_layers:
-            choice = select_units(scores.neuron_importance[l], scores.neuron_vectors[l], keep_width, settings, self.redundancy_weight, self.method)
+            choice = select_units(scores.neuron_importance[l], scores.neuron_vectors[l], keep_width, settings, self.redundancy_weight, rank)
             kept_neurons[l] = [int(i) for i in choice.kept]
             energies["ffn"] += choice.energy
             repaired += choice.repaired
         timings["solve"] = time.perf_counter() - start
 
-        self.scores_, self.shape_ = scores, shape
+        self.scores_, self.shape_, self.drop_losses_ = scores, shape, drop_losses
         self.kept_layers_, self.kept_heads_, self.kept_neurons_ = kept_layers, kept_heads, kept_neurons
         self.report_ = PruningReport(
             method=self.method, solver=settings.solver.name if self.method == "qubo" else None, seed=self.seed, budgets=budgets,
@@ -108,7 +116,93 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             empty_layer_repairs=empty_repairs, calibration_rows=len(calibration_dataset), calibration_tokens=scores.tokens,
             params_before=count_parameters(model), timings={k: round(v, 3) for k, v in timings.items()},
         )
+        if grouped:
+            self.report_.head_unit = head_unit
+            self.report_.kv_heads_before = int(sum(shape.kv_heads_per_layer))
+            self.report_.kv_heads_after = int(sum(len(kept_groups(h, shape.heads_per_layer[l], shape.kv_heads_per_layer[l]))
+                                                  for l, h in kept_heads.items()))
+        if drop_losses is not None:
+            self.report_.layer_drop_losses = {"single": [round(float(v), 6) for v in drop_losses.single],
+                                              "pair": [round(float(v), 6) for v in drop_losses.pair], "rows": self.pair_rows}
         return self
+
+    def _check_head_budget(self, shape, heads: float, head_unit: str) -> None:
+        """Refuse, before any work, a head budget that would empty a key/value group or a layer."""
+        if not heads:
+            return
+        for l, (n_heads, n_kv) in enumerate(zip(shape.heads_per_layer, shape.kv_heads_per_layer)):
+            if head_unit == "query" and (n_heads // n_kv) - int(round(heads * (n_heads // n_kv))) < 1:
+                raise ValueError(f"heads={heads} would leave no query head in a key/value group of layer {l} "
+                                 f"({n_heads // n_kv} query heads per group); lower heads or use head_unit='group'")
+            if self.uniform and head_unit in ("group", "head"):
+                units = n_kv if head_unit == "group" else n_heads
+                if units - int(round(heads * units)) < 1:
+                    raise ValueError(f"heads={heads} would remove every {'key/value group' if head_unit == 'group' else 'head'} "
+                                     f"of layer {l} ({units}); lower heads")
+
+    def _unit_scores(self, model, adapter, calibration_dataset, shape) -> UnitScores:
+        """Taylor importances and redundancy signals (qubo, greedy, block_influence), or weight norms (magnitude) or
+        random numbers (random) in the same layout."""
+        if self.method in ("qubo", "greedy", "block_influence"):
+            return compute_scores(model, calibration_dataset, self.batch_size, self.max_tokens, self.show_progress)
+        if self.method == "magnitude":
+            heads, kv, neurons, layers = unit_weight_norms(adapter, model)
+            groups = [np.repeat(k, h // len(k)) for k, h in zip(kv, shape.heads_per_layer)]
+            heads = [q + g / (len(q) // len(k)) for q, g, k in zip(heads, groups, kv)]  # each query head's share of its key/value head
+            layers = np.asarray(layers)
+        else:
+            rng = np.random.default_rng(self.seed)
+            heads = [rng.random(h) for h in shape.heads_per_layer]
+            neurons = [rng.random(w) for w in shape.ffn_per_layer]
+            layers = rng.random(len(shape.heads_per_layer))
+        blank = np.zeros((1, 1), dtype=np.float32)
+        return UnitScores(head_importance=heads, head_vectors=np.zeros((sum(shape.heads_per_layer), 1), dtype=np.float32),
+                          neuron_importance=neurons, neuron_vectors=[np.zeros((w, 1), dtype=np.float32) for w in shape.ffn_per_layer],
+                          layer_importance=layers, layer_vectors=np.repeat(blank, len(layers), axis=0), tokens=0)
+
+    def _choose_heads(self, scores: UnitScores, shape, kept_layers: list[int], heads: float, head_unit: str, settings, rank: str):
+        """``({layer: kept query heads}, empty-layer repairs, energy, repaired blocks)`` for the head unit in use."""
+        offsets = np.concatenate([[0], np.cumsum(shape.heads_per_layer)])
+        if head_unit == "query":
+            kept, energy, fixed = {}, 0.0, 0
+            for l in kept_layers:
+                n_heads, n_kv = shape.heads_per_layer[l], shape.kv_heads_per_layer[l]
+                per_group = n_heads // n_kv
+                choice = select_in_groups(scores.head_importance[l], scores.head_vectors[offsets[l]:offsets[l + 1]],
+                                          np.arange(n_heads) // per_group, per_group - int(round(heads * per_group)), settings,
+                                          self.redundancy_weight, rank)
+                kept[l] = [int(h) for h in choice.kept]
+                energy, fixed = energy + choice.energy, fixed + choice.repaired
+            return kept, 0, energy, fixed
+        if head_unit == "group":  # a key/value group's importance and signal are its query heads' together
+            sizes = [h // k for h, k in zip(shape.heads_per_layer, shape.kv_heads_per_layer)]
+            importance = [scores.head_importance[l].reshape(-1, sizes[l]).sum(1) for l in range(len(sizes))]
+            vectors = np.concatenate([_group_rows(scores.head_vectors[offsets[l]:offsets[l + 1]], sizes[l]) for l in range(len(sizes))])
+            counts = list(shape.kv_heads_per_layer)
+        else:
+            importance, vectors, counts, sizes = scores.head_importance, scores.head_vectors, list(shape.heads_per_layer), None
+        unit_offsets = np.concatenate([[0], np.cumsum(counts)])
+        if self.uniform:
+            kept, energy, fixed = {}, 0.0, 0
+            for l in kept_layers:
+                choice = select_units(importance[l], vectors[unit_offsets[l]:unit_offsets[l + 1]], counts[l] - int(round(heads * counts[l])),
+                                      settings, self.redundancy_weight, rank)
+                kept[l] = [int(u) for u in choice.kept]
+                energy, fixed = energy + choice.energy, fixed + choice.repaired
+            repairs = 0
+        else:
+            units = np.concatenate([np.arange(unit_offsets[l], unit_offsets[l + 1]) for l in kept_layers])
+            keep = len(units) - int(round(heads * len(units)))
+            if keep < len(kept_layers):
+                raise ValueError(f"heads={heads} leaves {keep} heads for {len(kept_layers)} layers; every kept layer needs one")
+            flat = np.concatenate([importance[l] / (np.linalg.norm(importance[l]) or 1.0) for l in kept_layers])
+            choice = select_units(flat, vectors[units], keep, settings, self.redundancy_weight, rank)
+            kept_units, repairs = self._fill_empty_layers(units[choice.kept], units, flat, unit_offsets, kept_layers)
+            kept = {l: [int(u - unit_offsets[l]) for u in kept_units if unit_offsets[l] <= u < unit_offsets[l + 1]] for l in kept_layers}
+            energy, fixed = choice.energy, choice.repaired
+        if head_unit == "group":  # a kept group keeps all its query heads
+            kept = {l: [g * sizes[l] + j for g in groups for j in range(sizes[l])] for l, groups in kept.items()}
+        return kept, repairs, energy, fixed
 
     @staticmethod
     def _fill_empty_layers(kept, units, importance, offsets, kept_layers) -> tuple[np.ndarray, int]:
@@ -151,3 +245,11 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         from .heatmap import plot_pruning
 
         return plot_pruning(self.report_, max(self.shape_.heads_per_layer), path)
+
+
+def _group_rows(head_rows: np.ndarray, size: int) -> np.ndarray:
+    """Each key/value group's signal: its query heads' unit rows summed and normalised."""
+    summed = head_rows.reshape(-1, size, head_rows.shape[1]).sum(1)
+    norms = np.linalg.norm(summed, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (summed / norms).astype(np.float32)

@@ -29,6 +29,10 @@ class PruningReport(JsonRecord):
     timings: dict[str, float] = field(default_factory=dict)
     metrics_before: dict[str, float] = field(default_factory=dict)  # eval metrics just before pruning (QSelectTrainer)
     metrics_after: dict[str, float] = field(default_factory=dict)  # ... and just after, before any further training
+    head_unit: str | None = None  # grouped-query attention: "group" or "query"
+    kv_heads_before: int | None = None
+    kv_heads_after: int | None = None
+    layer_drop_losses: dict | None = None  # layer_scores="pairs": the measured single and neighbour-pair drop losses
 
 
     def summary(self) -> str:

@@ -50,8 +50,9 @@ def unit_rows(x: np.ndarray, centre: bool = True) -> np.ndarray:
 
 def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: int = 2048, show_progress: bool = True) -> UnitScores:
     """Run the calibration set through ``model`` with gates and hooks; return :class:`UnitScores`."""
-    check_calibration(dataset)
     adapter = adapter_for(model, what="structured pruning")
+    causal = adapter.can_generate(model)
+    check_calibration(dataset, causal)
     device = next(model.parameters()).device
     sets = layer_unit_sets(model)
     heads_sets, ffn_sets = sets[0::2], sets[1::2]
@@ -90,7 +91,7 @@ def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: in
             p.requires_grad_(False)
         model.eval()
         n_batches = -(-len(dataset) // batch_size)
-        for batch in tqdm(calibration_batches(dataset, batch_size, device, adapter.pad_id(model.config)), total=n_batches, desc="pruning scores", disable=not show_progress):
+        for batch in tqdm(calibration_batches(dataset, batch_size, device, adapter.pad_id(model.config), causal), total=n_batches, desc="pruning scores", disable=not show_progress):
             mask = batch["attention_mask"].bool()
             state["mask"], state["take"] = mask, max(0, min(int(mask.sum()), max_tokens - state["taken"]))
             out = model(**batch, output_hidden_states=True)

@@ -56,3 +56,23 @@ def select_units(importance: np.ndarray, vectors: np.ndarray, k: int, settings: 
     solutions = anneal(qubos, settings)
     kept = np.sort(np.concatenate([q.index[s.x.astype(bool)] for q, s in zip(qubos, solutions)]))
     return UnitChoice(kept=kept, energy=float(sum(s.energy for s in solutions)), repaired=sum(s.repaired for s in solutions), blocks=len(qubos))
+
+
+def select_in_groups(importance: np.ndarray, vectors: np.ndarray, groups: np.ndarray, k: int, settings: AnnealSettings,
+                     beta: float = 0.5, method: str = "qubo") -> UnitChoice:
+    """Keep ``k`` units of every group (``groups[i]``: unit ``i``'s group) in one QUBO with one exact-k constraint per
+    group (the query heads of each key/value group), or the ``k`` most important of each (``greedy``)."""
+    n_groups = int(groups.max()) + 1
+    if method == "greedy":
+        kept = [np.flatnonzero(groups == g)[np.argsort(-importance[groups == g], kind="stable")[:k]] for g in range(n_groups)]
+        return UnitChoice(kept=np.sort(np.concatenate(kept)), energy=0.0, repaired=0, blocks=0)
+    n = len(importance)
+    scale = float(np.mean(importance)) or 1.0
+    h = -importance / scale
+    redundancy = np.maximum(vectors.astype(np.float64) @ vectors.T.astype(np.float64), 0.0)
+    J = np.triu((2.0 * beta / max(n_groups * k - 1, 1)) * redundancy, 1)
+    counts = np.full(n_groups, k)
+    qubo = BlockQUBO(index=np.arange(n), h=h, J=J, offset=0.0, groups=groups, counts=counts,
+                     penalty=boundary_penalty(h, J, groups=groups, counts=counts))
+    solution = anneal([qubo], settings)[0]
+    return UnitChoice(kept=np.flatnonzero(solution.x), energy=float(solution.energy), repaired=int(solution.repaired), blocks=1)

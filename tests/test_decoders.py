@@ -1,0 +1,157 @@
+"""Decoder LMs (Llama, Qwen2, Mistral) through the model layer: grouped-query attention, every unit kind and method,
+removal equal to the gated forward pass, generation before saving equal to after reloading, plain from_pretrained."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+
+from hf_qselect.models import Gates, SkipLayers, adapter_for, apply_plan, layer_unit_sets, load_pruned, weight_files
+from hf_qselect.pruning import AnnealingPruner
+from hf_qselect.pruning.layer_drop import DropLosses, choose_drops, drop_qubo
+from hf_qselect.qubo import AnnealSettings
+
+FAMILIES = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM), "mistral": (MistralConfig, MistralForCausalLM)}
+VOCAB = 100
+
+
+def tiny(family="llama", layers=4, seed=0):
+    config_class, model_class = FAMILIES[family]
+    torch.manual_seed(seed)
+    config = config_class(vocab_size=VOCAB, hidden_size=48, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=6,
+                          num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, tie_word_embeddings=False)
+    return model_class(config).eval()
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    rng = np.random.default_rng(0)
+    return Dataset.from_dict({"input_ids": [rng.integers(1, VOCAB, rng.integers(6, 14)).tolist() for _ in range(24)]})
+
+
+def reference_logits(model, pruner, x):
+    """The unpruned model with the pruner's dropped heads and neurons gated to 0 and its dropped layers skipped."""
+    shape = pruner.shape_
+    masks = {}
+    for layer in range(len(shape.heads_per_layer)):
+        heads, neurons = np.zeros(shape.heads_per_layer[layer]), np.zeros(shape.ffn_per_layer[layer])
+        heads[pruner.kept_heads_.get(layer, [])] = 1
+        neurons[pruner.kept_neurons_.get(layer, [])] = 1
+        masks[f"layer.{layer}.heads"], masks[f"layer.{layer}.ffn"] = heads, neurons
+    dropped = [l for l in range(len(shape.heads_per_layer)) if l not in pruner.kept_layers_]
+    with Gates(model, layer_unit_sets(model)) as gates, SkipLayers(model, dropped), torch.no_grad():
+        gates.set_masks(masks)
+        return model(x).logits
+
+
+CASES = [
+    dict(heads=0.5, ffn=0.25, layers=0.25),
+    dict(heads=0.34, head_unit="query", uniform=True, ffn=0.5),
+    dict(heads=0.5, uniform=True, method="greedy"),
+    dict(layers=0.5, method="block_influence"),
+    dict(heads=0.5, ffn=0.5, method="magnitude", uniform=True),
+    dict(heads=0.5, ffn=0.5, layers=0.25, method="random"),
+    dict(layers=0.25, method="greedy", layer_scores="pairs", pair_rows=8),
+]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("case", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_pruned_logits_equal_the_gated_forward_pass(family, case, calibration):
+    model = tiny(family)
+    reference = copy.deepcopy(model)
+    pruner = AnnealingPruner(seed=0, show_progress=False, ffn_multiple=1, **case).fit(model, calibration)
+    pruner.apply(model)
+    x = torch.randint(1, VOCAB, (2, 9))
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, reference_logits(reference, pruner, x), atol=1e-5)
+    shape = adapter_for(model).shape(model)
+    assert all(h % k == 0 for h, k in zip(shape.heads_per_layer, shape.kv_heads_per_layer))  # repeat_kv holds
+    assert model.config.num_hidden_layers == len(pruner.kept_layers_) == len(model.model.layers)
+    if case.get("heads") and case.get("head_unit") == "query":
+        assert shape.heads_per_layer == (4,) * 4 and shape.kv_heads_per_layer == (2,) * 4  # two of three query heads per group
+    elif case.get("heads"):
+        assert set(shape.kv_heads_per_layer) == {1} and set(shape.heads_per_layer) == {3}  # one of two key/value groups
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_uniform_pruning_reloads_with_plain_from_pretrained_and_generates_the_same_tokens(family, calibration, tmp_path):
+    model = tiny(family)
+    AnnealingPruner(heads=0.5, ffn=0.5, layers=0.25, uniform=True, seed=0, show_progress=False, ffn_multiple=1).fit_apply(model, calibration)
+    x = torch.randint(1, VOCAB, (1, 7))
+    before = model.generate(x, max_new_tokens=8, do_sample=False)
+    model.save_pretrained(tmp_path / "m")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+    assert (plain.config.num_attention_heads, plain.config.num_key_value_heads, plain.config.num_hidden_layers) == (3, 1, 3)
+    assert torch.equal(plain.generate(x, max_new_tokens=8, do_sample=False), before)
+    with torch.no_grad():
+        assert torch.equal(plain(x).logits, model(x).logits)
+
+
+def test_per_layer_shapes_reload_with_load_pruned_from_sharded_files(tmp_path):
+    model = tiny("qwen2")
+    apply_plan(model, [0, 1, 2, 3], {0: [0, 1, 2], 1: [0, 3], 2: [3, 4, 5]}, {1: list(range(40)), 3: list(range(20))})
+    x = torch.randint(1, VOCAB, (1, 6))
+    before = model.generate(x, max_new_tokens=6, do_sample=False)
+    model.save_pretrained(tmp_path / "m", max_shard_size="60KB")
+    assert len(weight_files(tmp_path / "m")) > 1
+    again = load_pruned(tmp_path / "m", AutoModelForCausalLM)
+    assert adapter_for(again).shape(again).heads_per_layer == (3, 2, 3, 6)
+    assert adapter_for(again).shape(again).kv_heads_per_layer == (1, 2, 1, 2)
+    assert torch.equal(again.generate(x, max_new_tokens=6, do_sample=False), before)
+
+
+def test_a_plan_with_unequal_query_heads_per_group_is_refused_before_any_change():
+    model = tiny()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="same number of query heads in every kept key/value group"):
+        apply_plan(model, [0, 1, 2, 3], {0: [0, 1, 3]}, {})
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+
+
+def test_completion_only_labels_are_the_loss(calibration):
+    """Rows with list-valued labels (-100 on the prompt) score on the completion tokens only."""
+    model = tiny()
+    masked = calibration.map(lambda row: {"labels": [-100] * (len(row["input_ids"]) // 2) + row["input_ids"][len(row["input_ids"]) // 2:]})
+    a = AnnealingPruner(heads=0.5, method="greedy", seed=0, show_progress=False).fit(model, calibration)
+    b = AnnealingPruner(heads=0.5, method="greedy", seed=0, show_progress=False).fit(model, masked)
+    assert not np.allclose(np.concatenate(a.scores_.head_importance), np.concatenate(b.scores_.head_importance))
+
+
+def test_the_layer_drop_qubo_energy_is_the_modelled_loss_and_can_overrule_the_ranking():
+    single = np.array([0.1, 0.2, 0.3, 0.15])
+    pair = np.array([2.0, 0.6, 0.5])  # dropping 0 and 1 together is far worse than apart
+    losses = DropLosses(base=1.0, single=single, pair=pair)
+    qubo = drop_qubo(losses, 2)
+    scale = single.mean()
+    for x in ([1, 1, 0, 0], [1, 0, 0, 1], [0, 1, 1, 0]):
+        x = np.array(x)
+        modelled = single @ x + sum((pair[i] - single[i] - single[i + 1]) * x[i] * x[i + 1] for i in range(3))
+        assert qubo.energy(x) == pytest.approx(modelled / scale)
+    settings = AnnealSettings(solver="exact", seed=0, n_jobs=1, show_progress=False)
+    greedy, _ = choose_drops(losses, 2, "greedy", settings)
+    annealed, _ = choose_drops(losses, 2, "qubo", settings)
+    assert greedy == [0, 3] and annealed == [0, 3]
+    losses.pair[2] = 0.1  # now 2 and 3 together cost less than either apart
+    assert choose_drops(losses, 2, "qubo", settings)[0] == [2, 3] and choose_drops(losses, 2, "greedy", settings)[0] == [0, 3]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(heads=0.9, head_unit="query"), "would leave no query head in a key/value group"),
+    (dict(heads=0.9, uniform=True), "would remove every key/value group"),
+    (dict(heads=0.5, method="block_influence"), "block_influence.*ranks whole layers"),
+])
+def test_budgets_that_empty_a_group_or_a_layer_are_refused_before_work(kwargs, match, calibration):
+    with pytest.raises(ValueError, match=match):
+        AnnealingPruner(show_progress=False, **kwargs).fit(tiny(), calibration)
+
+
+def test_calibration_rows_without_tokens_and_unsupported_families_are_named(calibration):
+    with pytest.raises(KeyError, match="no 'input_ids' column"):
+        AnnealingPruner(heads=0.5).fit(tiny(), Dataset.from_dict({"text": ["a b c"] * 4}))
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
+    with pytest.raises(TypeError, match=r"the BERT family .*; the Llama family \(llama, qwen2, mistral\); got GPT2LMHeadModel"):
+        AnnealingPruner(heads=0.5).fit(gpt2, calibration)
