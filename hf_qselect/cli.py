@@ -139,10 +139,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def model_command(args: argparse.Namespace, cls: type) -> tuple[Path, object]:
-    """What every command on a saved model checks first: the model folder, the output folder, the parameters."""
-    from .models import check_model_dir
+    """What every command on a saved model checks first: the model folder (or GGUF file), the output folder, the parameters."""
+    from .models import gguf_location
 
-    check_model_dir(args.model_dir)
+    gguf_location(args.model_dir, getattr(args, "gguf_file", None))
     out = check_output_dir(args.out, [args.model_dir, *input_paths(args.data)], overwrite=args.overwrite)
     obj = from_cli(cls, args)
     obj.check_params()
@@ -157,12 +157,37 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.calibration_rows < 1:
         raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
     out, pruner = model_command(args, AnnealingPruner)
+    if args.max_length < 2:
+        raise ValueError(f"--max-length must be at least 2, got {args.max_length}")
     model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
-                                         calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed)
+                                         calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed,
+                                         gguf_file=args.gguf_file)
     with staged_output(out) as staging:
         save_pruned(model, tokenizer, pruner, staging)
     print(pruner.report_.summary())
-    print(f"wrote the pruned model to {out} (reload with hf_qselect.pruning.load_pruned); report: {out / 'pruning_report.json'}")
+    from .models import plan_is_uneven
+
+    how = "hf_qselect.pruning.load_pruned" if plan_is_uneven(model.config) else "plain from_pretrained (or load_pruned)"
+    print(f"wrote the pruned model to {out} (reload with {how}); report: {out / 'pruning_report.json'}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Greedy generation from a causal LM folder (pruned or not) or a GGUF file: does the model still talk?"""
+    import torch
+
+    from .models import load_causal_lm
+    from .text_formats import render_messages
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    model, tokenizer = load_causal_lm(args.model, args.gguf_file)
+    text = render_messages([{"role": "user", "content": args.prompt}], tokenizer, add_generation_prompt=True) if not args.raw else args.prompt
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=not getattr(tokenizer, "chat_template", None) or args.raw)
+    with torch.no_grad():
+        out = model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=args.max_new_tokens,
+                             do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    print(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
     return 0
 
 
@@ -292,7 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     prune = add_model_command(commands, "prune", "remove attention heads, FFN neurons and layers from a saved model", PruningParams,
                               cmd_prune, "calibration data (same sources as select)")
     prune.add_argument("--calibration-rows", type=int, default=256, help="training rows the units are scored on")
-    prune.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length")
+    prune.add_argument("--gguf-file", default=None, help="a causal LM stored as a GGUF file in MODEL_DIR (dequantized to float32)")
+    prune.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length (causal LMs: tokens per row)")
+    generate = commands.add_parser("generate", help="greedy generation from a causal LM folder or GGUF file, to see that it still talks")
+    generate.add_argument("model", help="causal LM folder (pruned by hf-qselect or not), or a .gguf file")
+    generate.add_argument("--prompt", required=True, help="the user's message (rendered with the chat template, if any)")
+    generate.add_argument("--gguf-file", default=None, help="a GGUF file inside MODEL")
+    generate.add_argument("--max-new-tokens", type=int, default=64)
+    generate.add_argument("--raw", action="store_true", help="send the prompt as it is, without the chat template")
+    generate.set_defaults(func=cmd_generate)
     add_model_command(commands, "subnetwork", "select a task's subnetwork of a frozen encoder (no weight trained) and remove the rest",
                       SubnetworkParams, cmd_subnetwork)
     compress = add_model_command(commands, "compress", "drop heads and FFN blocks and quantize Linears to int8 within a size or latency budget",

@@ -16,7 +16,8 @@ _EXPORTS = {
     **{name: ".gates" for name in ("Gates", "LAYER_UNIT_KINDS", "SkipLayers", "UnitSet", "layer_unit_sets", "transformer_gate_point")},
     **{name: ".linear" for name in ("head_index", "keep_inputs", "keep_outputs")},
     **{name: ".removal" for name in ("PLAN_KEY", "apply_plan", "grouped_heads", "kept_groups", "plan_is_uneven", "pruned_skeleton", "sliced_layer")},
-    **{name: ".saved" for name in ("check_model_dir", "load_pruned", "read_weights", "weight_files")},
+    **{name: ".saved" for name in ("check_model_dir", "gguf_location", "is_causal_lm", "load_causal_lm", "load_pruned", "read_weights",
+                                   "weight_files")},
     **{name: ".calibration" for name in ("MODEL_INPUTS", "calibration_batches", "check_calibration", "label_column")},
 }
 __all__ = sorted(_EXPORTS)
@@ -32,4 +33,4 @@ if TYPE_CHECKING:
     from .gates import LAYER_UNIT_KINDS, Gates, SkipLayers, UnitSet, layer_unit_sets, transformer_gate_point
     from .linear import head_index, keep_inputs, keep_outputs
     from .removal import PLAN_KEY, apply_plan, grouped_heads, kept_groups, plan_is_uneven, pruned_skeleton, sliced_layer
-    from .saved import check_model_dir, load_pruned, read_weights, weight_files
+    from .saved import check_model_dir, gguf_location, is_causal_lm, load_causal_lm, load_pruned, read_weights, weight_files

@@ -62,3 +62,42 @@ def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
     if missing or unexpected:
         raise ValueError(f"{path} does not match the pruned structure: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model.eval()
+
+
+def gguf_location(path: str | Path, gguf_file: str | None = None) -> tuple[Path, str | None]:
+    """``(folder, GGUF file name or None)`` for a model folder, a folder plus ``gguf_file``, or a ``.gguf`` path."""
+    path = Path(path)
+    if gguf_file is None and path.suffix == ".gguf":
+        path, gguf_file = path.parent, path.name
+    if gguf_file is not None:
+        if not (path / gguf_file).is_file():
+            raise FileNotFoundError(f"no GGUF file {gguf_file} in {path}")
+        return path, gguf_file
+    check_model_dir(path)
+    return path, None
+
+
+def is_causal_lm(path: str | Path, gguf_file: str | None = None) -> bool:
+    """Whether the model at ``path`` (a folder, or a GGUF file: always a causal LM) is a causal LM, from its config."""
+    folder, gguf = gguf_location(path, gguf_file)
+    if gguf is not None:
+        return True
+    config = json.loads((folder / "config.json").read_text())
+    return any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or [])
+
+
+def load_causal_lm(path: str | Path, gguf_file: str | None = None) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of a causal LM folder (pruned by hf_qselect or not) or a GGUF file (dequantized to
+    float32 by transformers; needs the ``gguf`` package)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf = gguf_location(path, gguf_file)
+    if gguf is not None:
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype="float32")
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    else:
+        model = load_pruned(folder, AutoModelForCausalLM)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer

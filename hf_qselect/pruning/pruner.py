@@ -126,6 +126,17 @@ class AnnealingPruner(DeclaredParams, PruningParams):
                                               "pair": [round(float(v), 6) for v in drop_losses.pair], "rows": self.pair_rows}
         return self
 
+    def check_shape(self, shape) -> None:
+        """Every budget checked against a model's shape (``adapter.config_shape(config)`` before loading it)."""
+        checked = self.check_params()
+        n_layers = len(shape.heads_per_layer)
+        if n_layers - int(round(checked["layers"] * n_layers)) < 1:
+            raise ValueError(f"layers={checked['layers']} would remove all {n_layers} layers")
+        if self.method == "block_influence" and (checked["heads"] or checked["ffn"]):
+            raise ValueError("method='block_influence' ranks whole layers (ShortGPT); set heads=0 and ffn=0, or use another method")
+        grouped = shape.kv_heads_per_layer != shape.heads_per_layer
+        self._check_head_budget(shape, checked["heads"], ("group" if self.head_unit == "auto" else self.head_unit) if grouped else "head")
+
     def _check_head_budget(self, shape, heads: float, head_unit: str) -> None:
         """Refuse, before any work, a head budget that would empty a key/value group or a layer."""
         if not heads:

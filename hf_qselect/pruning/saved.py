@@ -58,15 +58,48 @@ def calibration_rows_of(model_dir: str | Path, data: str, *, text_column: str = 
     return model, tokenizer, rows
 
 
+def causal_calibration_rows(model_dir: str | Path, data: str, *, gguf_file: str | None = None, text_column: str = "text",
+                            calibration_rows: int = 256, max_length: int = 256, seed: int = 0):
+    """Load a causal LM (folder or GGUF) and ``calibration_rows`` shuffled training rows of ``data`` in any of
+    :mod:`~hf_qselect.text_formats`' formats, tokenized with their loss masks. Returns ``(model, tokenizer, rows)``."""
+    from ..models import load_causal_lm
+    from ..text_formats import detect_format, tokenize_causal
+
+    if calibration_rows < 1:
+        raise ValueError(f"calibration_rows must be at least 1, got {calibration_rows}")
+    if max_length < 2:
+        raise ValueError(f"max_length must be at least 2, got {max_length}")
+    dataset = load_data(data)
+    if isinstance(dataset, DatasetDict):
+        dataset = dataset["train"]
+    detect_format(dataset.column_names, text_column)  # a one-line error before the model loads
+    rows = dataset.shuffle(seed=seed).select(range(min(calibration_rows, len(dataset))))
+    model, tokenizer = load_causal_lm(model_dir, gguf_file)
+    return model, tokenizer, tokenize_causal(rows, tokenizer, max_length, text_column)
+
+
 def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner, *, text_column: str = "text",
-                      label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
-    """Load ``model_dir``, score units on ``calibration_rows`` shuffled training rows of ``data`` and prune.
+                      label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0,
+                      gguf_file: str | None = None):
+    """Load ``model_dir`` (a classifier, or a causal LM folder or GGUF file), score units on ``calibration_rows``
+    shuffled training rows of ``data`` and prune.
 
     Every input is checked before the model is touched. Returns ``(model, tokenizer)``; nothing is written
     (see :func:`save_pruned`).
     """
-    model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
-                                                 calibration_rows=calibration_rows, max_length=max_length, seed=seed)
+    from transformers import AutoConfig
+
+    from ..models import adapter_for, gguf_location, is_causal_lm
+
+    folder, gguf = gguf_location(model_dir, gguf_file)
+    config = AutoConfig.from_pretrained(folder, gguf_file=gguf) if gguf else AutoConfig.from_pretrained(folder)
+    pruner.check_shape(adapter_for(config, what="structured pruning").config_shape(config))  # budgets, before any weight loads
+    if is_causal_lm(model_dir, gguf_file):
+        model, tokenizer, rows = causal_calibration_rows(model_dir, data, gguf_file=gguf_file, text_column=text_column,
+                                                         calibration_rows=calibration_rows, max_length=max_length, seed=seed)
+    else:
+        model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
+                                                     calibration_rows=calibration_rows, max_length=max_length, seed=seed)
     pruner.fit(model, rows).apply(model)
     return model, tokenizer
 

@@ -1,0 +1,106 @@
+"""``hf-qselect prune`` and ``generate`` on a causal LM folder, with calibration data in every text format."""
+import json
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from hf_qselect.cli import main
+from hf_qselect.selection.embeddings import default_embedder
+from hf_qselect.text_formats import detect_format, tokenize_causal
+
+TEMPLATE = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant> {% endif %}"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    tok = AutoTokenizer.from_pretrained(default_embedder())
+    tok.chat_template = TEMPLATE
+    tok.eos_token = "[SEP]"
+    return tok
+
+
+@pytest.fixture
+def model_dir(tokenizer, tmp_path):
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=48, intermediate_size=64, num_hidden_layers=4, num_attention_heads=6,
+                         num_key_value_heads=2, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    return tmp_path / "llama"
+
+
+ROWS = [("what is two plus two", "four"), ("name a colour", "blue"), ("say hello", "hello there"), ("count to three", "one two three")] * 3
+
+
+def write_format(fmt: str, folder) -> str:
+    if fmt == "messages":
+        rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in ROWS]
+    elif fmt == "prompt_completion":
+        rows = [{"prompt": q, "completion": a} for q, a in ROWS]
+    elif fmt == "alpaca":
+        rows = [{"instruction": q, "input": "", "output": a} for q, a in ROWS]
+    else:
+        rows = [{"text": f"{q}. {a}."} for q, a in ROWS]
+    path = folder / f"{fmt}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["text", "messages", "prompt_completion", "alpaca"])
+def test_formats_tokenize_with_the_loss_on_the_answer(fmt, tokenizer, tmp_path):
+    data = Dataset.from_json(write_format(fmt, tmp_path))
+    assert detect_format(data.column_names) == fmt
+    rows = tokenize_causal(data, tokenizer, 64)
+    first = rows[0]
+    masked = sum(label == -100 for label in first["labels"])
+    assert len(first["input_ids"]) == len(first["labels"])
+    if fmt in ("text", "messages"):
+        assert masked == 0
+    else:
+        answer = tokenizer(ROWS[0][1] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        assert masked > 0 and [t for t, l in zip(first["input_ids"], first["labels"]) if l != -100] == answer
+
+
+def test_bad_rows_are_named(tokenizer):
+    with pytest.raises(ValueError, match="row 1: 'messages' must be a non-empty list"):
+        tokenize_causal(Dataset.from_dict({"messages": [[{"role": "user", "content": "hi"}], [{"role": "user"}]]}), tokenizer, 32)
+    with pytest.raises(ValueError, match="row 0: the response is empty"):
+        tokenize_causal(Dataset.from_dict({"prompt": ["hi"], "completion": [" "]}), tokenizer, 32)
+    with pytest.raises(KeyError, match="no usable text"):
+        detect_format(["question", "label"])
+
+
+@pytest.mark.parametrize("fmt", ["messages", "alpaca"])
+def test_cli_prunes_a_causal_lm_that_reloads_plainly_and_still_generates(fmt, model_dir, tmp_path, capsys):
+    data = write_format(fmt, tmp_path)
+    out = tmp_path / "pruned"
+    assert main(["prune", str(model_dir), "--data", data, "--heads", "0.5", "--ffn", "0.5", "--layers", "0.25", "--uniform",
+                 "--ffn-multiple", "1", "--calibration-rows", "8", "--max-length", "32", "--no-show-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "plain from_pretrained" in printed
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert (model.config.num_hidden_layers, model.config.num_attention_heads, model.config.num_key_value_heads,
+            model.config.intermediate_size) == (3, 3, 1, 32)
+    assert main(["generate", str(out), "--prompt", "say hello", "--max-new-tokens", "4"]) == 0
+    assert capsys.readouterr().out.strip() != ""
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--heads", "0.9", "--head-unit", "query"], "would leave no query head in a key/value group"),
+    (["--max-length", "1"], "--max-length must be at least 2"),
+    (["--gguf-file", "missing.gguf"], "no GGUF file missing.gguf"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(argv, match, model_dir, tmp_path, capsys):
+    data = write_format("text", tmp_path)
+    code = main(["prune", str(model_dir), "--data", data, "--out", str(tmp_path / "o"), "--no-show-progress", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_data_without_text_before_loading(model_dir, tmp_path, capsys):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "a", "label": 1}\n' * 4)
+    assert main(["prune", str(model_dir), "--data", str(path), "--heads", "0.5", "--out", str(tmp_path / "o")]) == 2
+    assert "no usable text" in capsys.readouterr().err
