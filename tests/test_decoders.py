@@ -155,3 +155,33 @@ def test_calibration_rows_without_tokens_and_unsupported_families_are_named(cali
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
     with pytest.raises(TypeError, match=r"the BERT family .*; the Llama family \(llama, qwen2, mistral\); got GPT2LMHeadModel"):
         AnnealingPruner(heads=0.5).fit(gpt2, calibration)
+
+
+def test_compression_refuses_grouped_query_attention_until_it_supports_it(calibration):
+    from hf_qselect.compression import AnnealingCompressor
+
+    with pytest.raises(TypeError, match="compression does not support grouped-query attention yet"):
+        AnnealingCompressor(budget="50%").fit(tiny(), calibration)
+
+
+def test_subnetwork_selection_runs_on_a_decoder_through_the_same_gating_hook():
+    from transformers import AutoTokenizer
+
+    from hf_qselect.selection.embeddings import default_embedder
+    from hf_qselect.subnetworks import SubnetworkSelector
+
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=128,
+                                         pad_token_id=tokenizer.pad_token_id)).eval()
+    texts = ["good film", "great plot", "lovely", "fine work", "bad film", "awful plot", "dull", "poor work"] * 3
+    data = Dataset.from_dict({"text": texts, "label": [1, 1, 1, 1, 0, 0, 0, 0] * 3})
+    selector = SubnetworkSelector(units=("ffn",), keep=0.5, rounds=2, batch_size=8, show_progress=False).fit(model, data, tokenizer=tokenizer)
+    assert selector.report_["kept"] == {"layer.0.ffn": 32, "layer.1.ffn": 32}
+    enc = tokenizer(texts[:4], padding=True, return_tensors="pt", return_token_type_ids=False)
+    with torch.no_grad():
+        with selector.masked(model):
+            masked = model.model(**enc).last_hidden_state
+        pruned = selector.apply(copy.deepcopy(model))
+        assert pruned.config.intermediate_size == 32 and torch.allclose(pruned.model(**enc).last_hidden_state, masked, atol=1e-5)

@@ -48,6 +48,11 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
 
         self.check_params()
         adapter = adapter_for(model, what="compression")
+        grouped = adapter.shape(model)
+        if grouped.kv_heads_per_layer != grouped.heads_per_layer:
+            raise TypeError(f"compression does not support grouped-query attention yet ({type(model).__name__}: "
+                            f"{grouped.heads_per_layer[0]} query heads share {grouped.kv_heads_per_layer[0]} key/value heads); "
+                            "prune it with AnnealingPruner (hf-qselect prune) instead")
         check_not_quantized(model)
         check_calibration(calibration_dataset, adapter.can_generate(model))
         target = self.target()

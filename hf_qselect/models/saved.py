@@ -95,6 +95,11 @@ def load_causal_lm(path: str | Path, gguf_file: str | None = None) -> tuple[Any,
     if gguf is not None:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype="float32")
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+        # the weights are dequantized to float32 already: a plain model from here on, which save_pretrained writes
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     else:
         model = load_pruned(folder, AutoModelForCausalLM)
         tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -49,9 +49,12 @@ class AnnealingPruner(DeclaredParams, PruningParams):
     def _settings(self) -> AnnealSettings:
         return anneal_settings(self, show_progress=False)
 
-    def fit(self, model, calibration_dataset: Dataset) -> "AnnealingPruner":
+    def fit(self, model, calibration_dataset: Dataset, *, scores: UnitScores | None = None, drop_losses: Any = None) -> "AnnealingPruner":
         """Score every unit on ``calibration_dataset`` (tokenized; with class labels for a classifier, any text for a
-        causal LM) and choose what to keep."""
+        causal LM) and choose what to keep.
+
+        ``scores`` / ``drop_losses`` reuse another fitted pruner's ``scores_`` / ``drop_losses_`` on the same model and
+        rows (comparing methods on one scoring); they are not checked against the model."""
         adapter = adapter_for(model, what="structured pruning")
         checked = self.check_params()
         budgets = {name: checked[name] for name in ("heads", "ffn", "layers")}
@@ -72,18 +75,21 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             settings.solver = get_solver(self.solver)  # resolved once for every layer's QUBOs
         timings = {}
         start = time.perf_counter()
-        scores = self._unit_scores(model, adapter, calibration_dataset, shape)
+        layer_mode = self.layer_scores if self.layer_scores != "auto" else ("pairs" if causal else "influence")
+        pairs = keep_layers < n_layers and layer_mode == "pairs" and self.method in ("qubo", "greedy")
+        if scores is None or self.method in ("magnitude", "random"):
+            layers_only = pairs and not budgets["heads"] and not budgets["ffn"]  # the layers come from measured losses alone
+            scores = self._unit_scores(model, adapter, calibration_dataset, shape) if not layers_only else self._blank_scores(shape)
         timings["scores"] = time.perf_counter() - start
         start = time.perf_counter()
         energies, repaired = {}, 0
         rank = self.method if self.method in ("qubo", "greedy") else "greedy"
 
-        layer_mode = self.layer_scores if self.layer_scores != "auto" else ("pairs" if causal else "influence")
-        drop_losses = None
-        if keep_layers < n_layers and layer_mode == "pairs" and self.method in ("qubo", "greedy"):
+        if pairs:
             from .layer_drop import choose_drops, measure_drop_losses
 
-            drop_losses = measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size, self.show_progress)
+            if drop_losses is None:
+                drop_losses = measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size, self.show_progress)
             dropped, energies["layers"] = choose_drops(drop_losses, n_layers - keep_layers, self.method, settings)
             kept_layers = [i for i in range(n_layers) if i not in dropped]
         else:
@@ -166,10 +172,17 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             heads = [rng.random(h) for h in shape.heads_per_layer]
             neurons = [rng.random(w) for w in shape.ffn_per_layer]
             layers = rng.random(len(shape.heads_per_layer))
-        blank = np.zeros((1, 1), dtype=np.float32)
+        return self._blank_scores(shape, heads, neurons, layers)
+
+    @staticmethod
+    def _blank_scores(shape, heads=None, neurons=None, layers=None) -> UnitScores:
+        """Scores in :class:`UnitScores`' layout with no redundancy signal (ones where no importance is given)."""
+        heads = heads if heads is not None else [np.ones(h) for h in shape.heads_per_layer]
+        neurons = neurons if neurons is not None else [np.ones(w) for w in shape.ffn_per_layer]
+        layers = layers if layers is not None else np.ones(len(shape.heads_per_layer))
         return UnitScores(head_importance=heads, head_vectors=np.zeros((sum(shape.heads_per_layer), 1), dtype=np.float32),
                           neuron_importance=neurons, neuron_vectors=[np.zeros((w, 1), dtype=np.float32) for w in shape.ffn_per_layer],
-                          layer_importance=layers, layer_vectors=np.repeat(blank, len(layers), axis=0), tokens=0)
+                          layer_importance=np.asarray(layers), layer_vectors=np.zeros((len(layers), 1), dtype=np.float32), tokens=0)
 
     def _choose_heads(self, scores: UnitScores, shape, kept_layers: list[int], heads: float, head_unit: str, settings, rank: str):
         """``({layer: kept query heads}, empty-layer repairs, energy, repaired blocks)`` for the head unit in use."""
