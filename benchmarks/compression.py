@@ -92,7 +92,7 @@ def run_seed(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> d
     rows[REFERENCE] = {"train_seconds": time.perf_counter() - start}
     models[UNIFORM] = all_int8(models[REFERENCE])
     start = time.perf_counter()
-    train(str(work / "base"), work / "pruned", 1, seed, data, dict(heads=0.4, ffn=0.3, prune_at="start", prune_progress=False))
+    train(str(work / "base"), work / "pruned", 1, seed, data, dict(prune_heads=0.4, prune_ffn=0.3, prune_at="start", prune_show_progress=False))
     models[PRUNED] = load_pruned(work / "pruned").eval()
     rows[PRUNED] = {"train_seconds": time.perf_counter() - start}
     models[PRUNED_INT8] = all_int8(models[PRUNED])
@@ -105,7 +105,7 @@ def run_seed(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> d
     for name, options in runs:
         out = work / name.replace(" ", "_").replace("%", "pc")
         start = time.perf_counter()
-        summary = train(str(work / "base"), out, 1, seed, data, dict(quantize=True, prune_at="start", compress_progress=False, **options))
+        summary = train(str(work / "base"), out, 1, seed, data, dict(quantize=True, prune_at="start", compress_show_progress=False, **options))
         models[name] = load_compressed(out)
         report = json.loads((out / "compression_report.json").read_text())
         rows[name] = {"train_seconds": time.perf_counter() - start, "recipe_macro_f1": summary["macro_f1"],

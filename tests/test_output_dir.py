@@ -72,6 +72,7 @@ def test_staged_output_replaces_and_cleans_up(tmp_path):
 KILLER = textwrap.dedent("""
     import os, shutil, signal, sys
     from pathlib import Path
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as at a terminal, even if the runner's shell ignores SIGINT
     target, sig, step = Path(sys.argv[1]), getattr(signal, sys.argv[2]), int(sys.argv[3])
     calls = []
     real_rename, real_rmtree = os.rename, shutil.rmtree

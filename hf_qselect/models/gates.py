@@ -58,7 +58,24 @@ def transformer_gate_point(model: Any) -> Callable[[UnitSet], tuple[nn.Module, b
     return point
 
 
-class Gates:
+class Hooks:
+    """Forward hooks registered on a model, removed by :meth:`remove` or on leaving a ``with`` block."""
+
+    _handles: list
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class Gates(Hooks):
     """Hooks multiplying each unit set's values by ``self.values[name]`` (no entry: the set is open).
 
     ``point(unit) -> (module, on_input)`` says where a set's values flow (default: a transformer's, through its
@@ -110,19 +127,8 @@ class Gates:
         """Fixed 0/1 gates for every row (``None``: all open)."""
         self.values = {} if masks is None else {k: torch.as_tensor(v, dtype=torch.float32) for k, v in masks.items()}
 
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
 
-    def __enter__(self) -> "Gates":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-class SkipLayers:
+class SkipLayers(Hooks):
     """Hooks that make the layers ``indices`` pass their input through unchanged (a model with those layers dropped,
     without changing a weight): ``with SkipLayers(model, [3, 4]): loss = model(**batch).loss``."""
 
@@ -134,14 +140,3 @@ class SkipLayers:
     def _hook(module, args, kwargs, output):
         hidden = args[0] if args else kwargs["hidden_states"]
         return hidden if isinstance(output, torch.Tensor) else (hidden, *output[1:])
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> "SkipLayers":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()

@@ -17,8 +17,6 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-PRUNING_PNG = "pruning.png"
-COMPRESSION_PNG = "compression.png"
 
 
 class Editor:
@@ -173,6 +171,25 @@ class ModelEditor(Editor):
             return {}
         return {self.card_key: {**self.editor.report_.to_dict(), "when": self.when, "recovery_epochs": self.recovery_epochs}}
 
+    def change(self, trainer: Trainer) -> dict[str, Any]:
+        """Fit the editor on the calibration rows, change the model, and return the log record."""
+        raise NotImplementedError
+
+    def before_training(self, trainer: Trainer) -> None:
+        if self.when == "start":
+            trainer.queue_log(self.change(trainer))
+
+    def after_training(self, trainer: Trainer, result: Any) -> Any:
+        if self.when == "end":
+            record = {**self.change(trainer), f"{self.card_key}/recovery_epochs": self.recovery_epochs}
+            return trainer.recover(record, self.recovery_epochs)
+        return result
+
+    def write_files(self, trainer: Trainer, output_dir: Path) -> None:
+        if hasattr(self.editor, "report_"):
+            self.editor.plot(output_dir / f"{self.card_key}.png")
+            self.editor.report_.to_json(str(output_dir / f"{self.card_key}_report.json"))
+
 
 class PruningEditor(ModelEditor):
     """An :class:`~hf_qselect.pruning.AnnealingPruner` run on the training rows."""
@@ -185,7 +202,7 @@ class PruningEditor(ModelEditor):
 
         return AnnealingPruner
 
-    def prune(self, trainer: Trainer) -> dict[str, Any]:
+    def change(self, trainer: Trainer) -> dict[str, Any]:
         """Fit the pruner on the calibration rows, remove the units, and return the log record."""
         self.editor.fit(trainer.model, self.calibration(trainer))
         before = self.metrics(trainer, "before")
@@ -196,20 +213,6 @@ class PruningEditor(ModelEditor):
         return {"pruning/params_before": report.params_before, "pruning/params_after": report.params_after,
                 "pruning/heads_after": report.heads_after, "pruning/ffn_width_after": report.ffn_width_after,
                 "pruning/layers_after": len(report.layers_kept), "pruning/method": report.method}
-
-    def before_training(self, trainer: Trainer) -> None:
-        if self.when == "start":
-            trainer.queue_log(self.prune(trainer))
-
-    def after_training(self, trainer: Trainer, result: Any) -> Any:
-        if self.when == "end":
-            return trainer.recover({**self.prune(trainer), "pruning/recovery_epochs": self.recovery_epochs}, self.recovery_epochs)
-        return result
-
-    def write_files(self, trainer: Trainer, output_dir: Path) -> None:
-        if hasattr(self.editor, "report_"):
-            self.editor.plot(output_dir / PRUNING_PNG)
-            self.editor.report_.to_json(str(output_dir / "pruning_report.json"))
 
 
 class CompressionEditor(ModelEditor):
@@ -224,7 +227,7 @@ class CompressionEditor(ModelEditor):
 
         return AnnealingCompressor
 
-    def compress(self, trainer: Trainer) -> dict[str, Any]:
+    def change(self, trainer: Trainer) -> dict[str, Any]:
         """Fit the compressor on the calibration rows, remove the dropped units, and return the log record."""
         rows = self.calibration(trainer)
         if self.editor.latency_ms is not None:
@@ -237,23 +240,13 @@ class CompressionEditor(ModelEditor):
         return {"compression/heads_after": sum(report.heads_after), "compression/ffn_after": sum(report.ffn_after),
                 "compression/int8_modules": report.int8_modules, "compression/when": self.when}
 
-    def before_training(self, trainer: Trainer) -> None:
-        if self.when == "start":
-            trainer.queue_log(self.compress(trainer))
-
     def after_training(self, trainer: Trainer, result: Any) -> Any:
-        if self.when == "end":
-            result = trainer.recover({**self.compress(trainer), "compression/recovery_epochs": self.recovery_epochs}, self.recovery_epochs)
+        result = super().after_training(trainer, result)
         trainer.model.to("cpu")  # int8 dynamic quantization runs on the CPU
         self.editor.quantize(trainer.model)
         trainer.model_wrapped = trainer.model
         self.editor.report_.metrics_after = self.metrics(trainer, "after")
         return result
-
-    def write_files(self, trainer: Trainer, output_dir: Path) -> None:
-        if hasattr(self.editor, "report_"):
-            self.editor.plot(output_dir / COMPRESSION_PNG)
-            self.editor.report_.to_json(str(output_dir / "compression_report.json"))
 
 
 class SparsityEditor(Editor):
