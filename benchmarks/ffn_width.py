@@ -20,7 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_qselect.data import BUILTINS
 from hf_qselect.selection.embeddings import default_embedder
-from hf_qselect.models import adapter_for, apply_plan
+from hf_qselect.models import adapter_for, remove_units
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pruning import padded_batches, timed_rates  # noqa: E402
@@ -35,7 +35,7 @@ def pruned_copy(base, width: int, heads_removed: int, seed: int = 0):
     heads = {l: sorted(rng.choice(n_heads, n_heads - removed[l], replace=False).tolist()) for l in range(n_layers) if removed[l]}
     ffn = shape.ffn_per_layer[0]
     neurons = {l: sorted(rng.choice(ffn, width, replace=False).tolist()) for l in range(n_layers)} if width < ffn else {}
-    return apply_plan(copy.deepcopy(base), list(range(n_layers)), heads, neurons).eval()
+    return remove_units(copy.deepcopy(base), list(range(n_layers)), heads, neurons).eval()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -165,9 +165,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     with staged_output(out) as staging:
         save_pruned(model, tokenizer, pruner, staging)
     print(pruner.report_.summary())
-    from .models import plan_is_uneven
+    from .models import needs_load_pruned
 
-    how = "hf_qselect.pruning.load_pruned" if plan_is_uneven(model.config) else "plain from_pretrained (or load_pruned)"
+    how = "hf_qselect.pruning.load_pruned" if needs_load_pruned(model.config) else "plain from_pretrained (or load_pruned)"
     print(f"wrote the pruned model to {out} (reload with {how}); report: {out / 'pruning_report.json'}")
     return 0
 

@@ -158,10 +158,10 @@ def test_an_interrupted_overwrite_leaves_the_old_compressed_folder_whole(tokeniz
 
 
 def test_uneven_ffn_widths_round_trip_through_load_pruned(tokenizer, sentences, tmp_path):
-    from hf_qselect.models import apply_plan, load_pruned
+    from hf_qselect.models import remove_units, load_pruned
 
     model = tiny_bert(tokenizer)
-    apply_plan(model, [0, 1], {0: [0, 2]}, {0: list(range(10)), 1: list(range(30))})
+    remove_units(model, [0, 1], {0: [0, 2]}, {0: list(range(10)), 1: list(range(30))})
     model.save_pretrained(tmp_path / "m")
     loaded = load_pruned(tmp_path / "m")
     x = inputs(tokenizer, sentences)

@@ -9,7 +9,7 @@ from datasets import Dataset
 from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
-from hf_qselect.models import Gates, SkipLayers, adapter_for, apply_plan, layer_unit_sets, load_pruned, weight_files
+from hf_qselect.models import Gates, SkipLayers, adapter_for, remove_units, layer_unit_sets, load_pruned, weight_files
 from hf_qselect.pruning import AnnealingPruner
 from hf_qselect.pruning.layer_drop import DropLosses, choose_drops, drop_qubo
 from hf_qselect.qubo import AnnealSettings
@@ -93,7 +93,7 @@ def test_uniform_pruning_reloads_with_plain_from_pretrained_and_generates_the_sa
 
 def test_per_layer_shapes_reload_with_load_pruned_from_sharded_files(tmp_path):
     model = tiny("qwen2")
-    apply_plan(model, [0, 1, 2, 3], {0: [0, 1, 2], 1: [0, 3], 2: [3, 4, 5]}, {1: list(range(40)), 3: list(range(20))})
+    remove_units(model, [0, 1, 2, 3], {0: [0, 1, 2], 1: [0, 3], 2: [3, 4, 5]}, {1: list(range(40)), 3: list(range(20))})
     x = torch.randint(1, VOCAB, (1, 6))
     before = model.generate(x, max_new_tokens=6, do_sample=False)
     model.save_pretrained(tmp_path / "m", max_shard_size="60KB")
@@ -108,7 +108,7 @@ def test_a_plan_with_unequal_query_heads_per_group_is_refused_before_any_change(
     model = tiny()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match="same number of query heads in every kept key/value group"):
-        apply_plan(model, [0, 1, 2, 3], {0: [0, 1, 3]}, {})
+        remove_units(model, [0, 1, 2, 3], {0: [0, 1, 3]}, {})
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification, GPT2Config,
                           GPT2ForSequenceClassification)
 
-from hf_qselect.models import (Gates, ModelAdapter, adapter_for, apply_plan, layer_unit_sets, load_pruned, register_adapter,
+from hf_qselect.models import (Gates, ModelAdapter, adapter_for, remove_units, layer_unit_sets, load_pruned, register_adapter,
                                unregister_adapter, weight_files)
 from hf_qselect.pruning import AnnealingPruner
 
@@ -131,7 +131,7 @@ def test_apply_plan_builds_every_module_before_changing_the_model():
     model = tiny_bert()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(IndexError):
-        apply_plan(model, [0, 1, 2], {0: [0, 9]}, {})
+        remove_units(model, [0, 1, 2], {0: [0, 9]}, {})
     assert model.state_dict().keys() == before.keys() and all(torch.equal(model.state_dict()[k], before[k]) for k in before)
 
 

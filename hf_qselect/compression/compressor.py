@@ -166,14 +166,14 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
 
     def prune(self, model):
         """Remove the dropped heads and FFN blocks (in place); the model stays fp32 and trainable."""
-        from ..models import apply_plan
+        from ..models import remove_units
 
         self._check_fitted(model)
         check_not_quantized(model)
         layout, choice = self.layout_, self.choice_
         heads = {l: h for l, h in choice.kept_heads(layout).items() if len(h) < self.shape_.heads_per_layer[l]}
         neurons = {l: n for l, n in choice.kept_neurons(layout).items() if len(n) < self.shape_.ffn_per_layer[l]}
-        apply_plan(model, list(range(layout.n_layers)), heads, neurons)
+        remove_units(model, list(range(layout.n_layers)), heads, neurons)
         self.pruned_shape_ = _shape(model)
         return model
 

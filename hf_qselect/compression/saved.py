@@ -1,5 +1,5 @@
 """Compressed models on disk: int8 weights stored as int8 (with their scale), everything else as it is, the
-pruning plan and the int8 module list in ``config.json``; and ``hf-qselect compress``'s load-fit-apply."""
+pruning record and the int8 module list in ``config.json``; and ``hf-qselect compress``'s load-fit-apply."""
 from __future__ import annotations
 
 from pathlib import Path

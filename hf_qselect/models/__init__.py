@@ -15,7 +15,7 @@ _EXPORTS = {
     "LlamaAdapter": ".llama",
     **{name: ".gates" for name in ("Gates", "LAYER_UNIT_KINDS", "SkipLayers", "UnitSet", "layer_unit_sets", "transformer_gate_point")},
     **{name: ".linear" for name in ("head_index", "keep_inputs", "keep_outputs")},
-    **{name: ".removal" for name in ("PLAN_KEY", "apply_plan", "grouped_heads", "kept_groups", "plan_is_uneven", "pruned_skeleton", "sliced_layer")},
+    **{name: ".removal" for name in ("PRUNING_KEY", "remove_units", "grouped_heads", "kept_groups", "needs_load_pruned", "pruned_skeleton", "sliced_layer")},
     **{name: ".saved" for name in ("check_model_dir", "gguf_location", "is_causal_lm", "load_causal_lm", "load_pruned", "read_weights",
                                    "weight_files")},
     **{name: ".calibration" for name in ("MODEL_INPUTS", "calibration_batches", "check_calibration", "label_column")},
@@ -32,5 +32,5 @@ if TYPE_CHECKING:
     from .calibration import MODEL_INPUTS, calibration_batches, check_calibration, label_column
     from .gates import LAYER_UNIT_KINDS, Gates, SkipLayers, UnitSet, layer_unit_sets, transformer_gate_point
     from .linear import head_index, keep_inputs, keep_outputs
-    from .removal import PLAN_KEY, apply_plan, grouped_heads, kept_groups, plan_is_uneven, pruned_skeleton, sliced_layer
+    from .removal import PRUNING_KEY, remove_units, grouped_heads, kept_groups, needs_load_pruned, pruned_skeleton, sliced_layer
     from .saved import check_model_dir, gguf_location, is_causal_lm, load_causal_lm, load_pruned, read_weights, weight_files

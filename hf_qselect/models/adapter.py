@@ -117,16 +117,16 @@ class ModelAdapter:
                      kv_heads_per_layer=tuple(self.kv_heads(layer, config) for layer in layers))
 
     def config_shape(self, config: Any) -> Shape:
-        """The shape a saved config describes (its pruning plan's per-layer counts, if it has one), without building
+        """The shape a saved config describes (its pruning record's per-layer counts, if it has one), without building
         the model: what a budget is checked against before any weight is loaded."""
-        plan = getattr(config, "hf_qselect_pruning", None) or {}
+        record = getattr(config, "hf_qselect_pruning", None) or {}
         layers = config.num_hidden_layers
-        heads = plan.get("heads_per_layer", [config.num_attention_heads] * layers)
-        kv = plan.get("kv_heads_per_layer", [getattr(config, "num_key_value_heads", None) or config.num_attention_heads] * layers)
-        if "kv_heads_per_layer" not in plan and kv[0] == config.num_attention_heads:
+        heads = record.get("heads_per_layer", [config.num_attention_heads] * layers)
+        kv = record.get("kv_heads_per_layer", [getattr(config, "num_key_value_heads", None) or config.num_attention_heads] * layers)
+        if "kv_heads_per_layer" not in record and kv[0] == config.num_attention_heads:
             kv = list(heads)
         return Shape(model_type=config.model_type, hidden_size=config.hidden_size, heads_per_layer=tuple(heads),
-                     ffn_per_layer=tuple(plan.get("ffn_per_layer", [config.intermediate_size] * layers)), kv_heads_per_layer=tuple(kv))
+                     ffn_per_layer=tuple(record.get("ffn_per_layer", [config.intermediate_size] * layers)), kv_heads_per_layer=tuple(kv))
 
     def describe(self) -> str:
         return f"{self.family} ({', '.join(self.model_types)})"

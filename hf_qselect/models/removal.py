@@ -1,6 +1,6 @@
-"""Physical removal of heads, FFN neurons and layers through a family's adapter, and the plan it records.
+"""Physical removal of heads, FFN neurons and layers through a family's adapter, and the shape record it leaves.
 
-The plan is stored in ``config.hf_qselect_pruning`` (per-layer heads and FFN widths, the original sizes) so that
+The record (``config.hf_qselect_pruning``: what the model kept, not a record to carry out) is stored (per-layer heads and FFN widths, the original sizes) so that
 :func:`~hf_qselect.models.saved.load_pruned` can rebuild shapes ``from_pretrained`` cannot. Every replacement
 module is built before the model is touched: a failure leaves the model as it was.
 """
@@ -15,7 +15,7 @@ from .adapter import ModelAdapter
 from .registry import adapter_for
 from .linear import head_index, keep_inputs, keep_outputs
 
-PLAN_KEY = "hf_qselect_pruning"
+PRUNING_KEY = "hf_qselect_pruning"
 
 
 def kept_groups(heads: list[int], n_heads: int, n_kv: int) -> list[int]:
@@ -75,8 +75,8 @@ def install(adapter: ModelAdapter, layer: nn.Module, config: Any, replacement: d
         adapter.set_head_count(layer, heads, kv_heads, config)
 
 
-def apply_plan(model: Any, kept_layers: list[int], kept_heads: dict[int, list[int]], kept_neurons: dict[int, list[int]]) -> Any:
-    """Physically remove everything not kept; record the plan in ``config``. Builds first, then swaps in.
+def remove_units(model: Any, kept_layers: list[int], kept_heads: dict[int, list[int]], kept_neurons: dict[int, list[int]]) -> Any:
+    """Physically remove everything not kept; keep the record in ``config``. Builds first, then swaps in.
 
     ``kept_heads[l]`` are query heads; with grouped-query attention the key/value groups that keep none go too, and
     every kept group must keep as many query heads as the others. When every layer ends with the same shape and the
@@ -96,9 +96,9 @@ def apply_plan(model: Any, kept_layers: list[int], kept_heads: dict[int, list[in
     for layer, replacement, heads, kv in built:
         install(adapter, layer, config, replacement, heads, kv)
     adapter.set_layers(model, kept_layers)
-    previous = getattr(config, PLAN_KEY, None) or {}
+    previous = getattr(config, PRUNING_KEY, None) or {}
     grouped = any(k != h for k, h in zip(before.kv_heads_per_layer, before.heads_per_layer)) or "kv_heads_per_layer" in previous
-    plan = {
+    record = {
         "heads_per_layer": heads_now,
         "ffn_per_layer": [int(w) for w in widths],
         "original_num_hidden_layers": previous.get("original_num_hidden_layers", len(before.heads_per_layer)),
@@ -106,36 +106,36 @@ def apply_plan(model: Any, kept_layers: list[int], kept_heads: dict[int, list[in
         "original_intermediate_size": previous.get("original_intermediate_size", max(before.ffn_per_layer)),
     }
     if grouped:
-        plan["kv_heads_per_layer"] = [int(k) for k in kv_now]
-        plan["original_num_key_value_heads"] = previous.get("original_num_key_value_heads", config.num_key_value_heads)
+        record["kv_heads_per_layer"] = [int(k) for k in kv_now]
+        record["original_num_key_value_heads"] = previous.get("original_num_key_value_heads", config.num_key_value_heads)
     config.num_hidden_layers = len(kept_layers)
     uniform = len(set(heads_now)) == 1 and len(set(kv_now)) == 1 and len(set(widths)) == 1
     if not (uniform and adapter.uniform_config(config, heads_now[0], kv_now[0], widths[0])):
         config.intermediate_size = int(max(widths))
-    setattr(config, PLAN_KEY, plan)
+    setattr(config, PRUNING_KEY, record)
     return model
 
 
-def plan_is_uneven(config: Any) -> bool:
-    """Whether the recorded plan has shapes ``from_pretrained`` cannot build: fewer heads somewhere, or FFN widths
+def needs_load_pruned(config: Any) -> bool:
+    """Whether the recorded record has shapes ``from_pretrained`` cannot build: fewer heads somewhere, or FFN widths
     that differ between layers (``intermediate_size`` holds the widest)."""
-    plan = getattr(config, PLAN_KEY, None) or {}
-    heads = plan.get("heads_per_layer", [])
-    widths = plan.get("ffn_per_layer", [])
-    kv = plan.get("kv_heads_per_layer", [])
+    record = getattr(config, PRUNING_KEY, None) or {}
+    heads = record.get("heads_per_layer", [])
+    widths = record.get("ffn_per_layer", [])
+    kv = record.get("kv_heads_per_layer", [])
     return (any(h != config.num_attention_heads for h in heads) or any(w != config.intermediate_size for w in widths)
             or any(k != getattr(config, "num_key_value_heads", None) for k in kv))
 
 
 def pruned_skeleton(config: Any, model_class: Any) -> Any:
-    """A randomly initialised model with the shapes recorded in ``config``'s pruning plan (weights are loaded next)."""
+    """A randomly initialised model with the shapes recorded in ``config``'s pruning record (weights are loaded next)."""
     adapter = adapter_for(config, what="loading a pruned model")
-    plan = getattr(config, PLAN_KEY, None) or {}
+    record = getattr(config, PRUNING_KEY, None) or {}
     model = model_class.from_config(config)
     layers = adapter.layers(model)
-    heads_per_layer = plan.get("heads_per_layer", [config.num_attention_heads] * len(layers))
-    widths = plan.get("ffn_per_layer", [config.intermediate_size] * len(layers))
-    kv_per_layer = plan.get("kv_heads_per_layer", heads_per_layer)
+    heads_per_layer = record.get("heads_per_layer", [config.num_attention_heads] * len(layers))
+    widths = record.get("ffn_per_layer", [config.intermediate_size] * len(layers))
+    kv_per_layer = record.get("kv_heads_per_layer", heads_per_layer)
     for layer, heads, kv, width in zip(layers, heads_per_layer, kv_per_layer, widths):
         n_heads, n_kv = adapter.heads(layer, config), adapter.kv_heads(layer, config)
         keep_heads = None

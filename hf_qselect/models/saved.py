@@ -48,12 +48,12 @@ def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
     """``from_pretrained`` for models pruned by hf_qselect (and for any other model, unchanged)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from .removal import PLAN_KEY, plan_is_uneven, pruned_skeleton
+    from .removal import PRUNING_KEY, needs_load_pruned, pruned_skeleton
 
     model_class = model_class or AutoModelForSequenceClassification
     config = AutoConfig.from_pretrained(path, **kwargs)
-    plan = getattr(config, PLAN_KEY, None)
-    if not plan or not plan_is_uneven(config):
+    record = getattr(config, PRUNING_KEY, None)
+    if not record or not needs_load_pruned(config):
         return model_class.from_pretrained(path, config=config)
     model = pruned_skeleton(config, model_class)
     state = read_weights(path)

@@ -8,7 +8,7 @@ import numpy as np
 from datasets import Dataset
 
 from ..annealing import anneal_settings
-from ..models import adapter_for, apply_plan, check_calibration, kept_groups, unit_weight_norms
+from ..models import adapter_for, remove_units, check_calibration, kept_groups, unit_weight_norms
 from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
 from .params import PruningParams
@@ -257,7 +257,7 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             raise ValueError(f"the model's structure {shape} differs from the one the pruner was fitted on {self.shape_}; fit on this model")
         heads = {l: h for l, h in self.kept_heads_.items() if len(h) < self.shape_.heads_per_layer[l]}
         neurons = {l: n for l, n in self.kept_neurons_.items() if len(n) < self.shape_.ffn_per_layer[l]}
-        apply_plan(model, self.kept_layers_, heads, neurons)
+        remove_units(model, self.kept_layers_, heads, neurons)
         self.report_.params_after = count_parameters(model)
         return model
 

@@ -9,9 +9,9 @@ import torch
 from .gates import UnitSet, is_mlp, mlp_linears
 
 
-def remove_units(model: Any, sets: list[UnitSet], masks: dict[str, np.ndarray]) -> Any:
+def remove_closed_units(model: Any, sets: list[UnitSet], masks: dict[str, np.ndarray]) -> Any:
     """Remove every unit whose gate is 0, in place; every replacement module is built before any is swapped in."""
-    from ..models import adapter_for, apply_plan, keep_inputs, keep_outputs
+    from ..models import adapter_for, remove_units, keep_inputs, keep_outputs
 
     if is_mlp(model):
         linears = mlp_linears(model)
@@ -27,4 +27,4 @@ def remove_units(model: Any, sets: list[UnitSet], masks: dict[str, np.ndarray]) 
         return model
     heads = {int(u.name.split(".")[1]): np.flatnonzero(masks[u.name]).tolist() for u in sets if u.kind == "heads"}
     neurons = {int(u.name.split(".")[1]): np.flatnonzero(masks[u.name]).tolist() for u in sets if u.kind == "ffn"}
-    return apply_plan(model, list(range(len(adapter_for(model).layers(model)))), heads, neurons)
+    return remove_units(model, list(range(len(adapter_for(model).layers(model)))), heads, neurons)

@@ -139,11 +139,11 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
 
     def apply(self, model: Any) -> Any:
         """Remove the unselected units from ``model`` physically (in place) and return it."""
-        from .removal import remove_units
+        from .removal import remove_closed_units
 
         self._check_fitted()
         self._check_model(model)
-        return remove_units(model, self.units_, self.mask_)
+        return remove_closed_units(model, self.units_, self.mask_)
 
     def plot(self, path: str | Path) -> Path:
         """PNG of the training loss per round and the units kept per layer."""
