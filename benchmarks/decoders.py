@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from hf_qselect.measure import interleaved_seconds, mean_std  # noqa: E402
 from hf_qselect.models import adapter_for, calibration_batches, load_causal_lm  # noqa: E402
-from hf_qselect.pruning import AnnealingPruner  # noqa: E402
+from hf_qselect.pruning import AnnealingPruner, lora_recover  # noqa: E402
 from hf_qselect.text_formats import tokenize_causal  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "data"
@@ -109,10 +109,15 @@ def run(args: argparse.Namespace) -> dict:
     evaluation = {"alpaca": tokenize_causal(held_out, tokenizer, args.max_length),
                   "gsm8k": tokenize_causal(gsm8k(args.eval_rows), tokenizer, args.max_length)}
     results = {"args": vars(args), "base": {}, "runs": []}
+    (HERE / "results").mkdir(exist_ok=True)
     start = time.perf_counter()
     results["base"] = {"ppl": {k: perplexity(base, v, pad) for k, v in evaluation.items()}, "non_embedding": non_embedding(base),
                        "eval_seconds": time.perf_counter() - start}
     print("unpruned", results["base"], flush=True)
+    if args.recover_steps:
+        results["recovery"] = recovery(args, base, tokenizer, pool, evaluation, pad)
+    if args.skip_grid:
+        return results
     budgets = [("depth", float(args.depth), 0.0, 0.0, None)]
     for spec in filter(None, args.width.split(";")):
         heads, ffn = (float(v) for v in spec.split(","))
@@ -145,6 +150,27 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
+def recovery(args: argparse.Namespace, base, tokenizer, pool: Dataset, evaluation: dict, pad: int) -> dict:
+    """The unpruned model and the QUBO-pruned model (the first ``--width`` budget, uniform) given the same LoRA steps on
+    the same Alpaca rows (outside the calibration draw's seed and the held-out rows)."""
+    seed = int(args.seeds.split(",")[0])
+    heads, ffn = (float(v) for v in args.width.split(";")[0].split(","))
+    rows = tokenize_causal(pool.select(range(len(pool) - args.eval_rows)).shuffle(seed=seed + 1000)
+                           .select(range(args.recover_steps * args.recover_batch)), tokenizer, args.max_length)
+    calibration = tokenize_causal(pool.shuffle(seed=seed).select(range(args.calibration_rows)), tokenizer, args.max_length)
+    pruned = copy.deepcopy(base)
+    pruner = AnnealingPruner(heads=heads, ffn=ffn, uniform=True, seed=seed, batch_size=8, show_progress=False).fit(pruned, calibration)
+    pruner.apply(pruned)
+    out = {"budget": {"heads": heads, "ffn": ffn}, "pruned_before_recovery": {k: perplexity(pruned, v, pad) for k, v in evaluation.items()}}
+    for name, model in (("unpruned", copy.deepcopy(base)), ("qubo", pruned)):
+        begin = time.perf_counter()
+        model, record = lora_recover(model, rows, steps=args.recover_steps, batch_size=args.recover_batch, seed=seed, show_progress=False)
+        out[name] = {"ppl": {k: perplexity(model, v, pad) for k, v in evaluation.items()}, "seconds": time.perf_counter() - begin,
+                     "record": record}
+        print("recovered", name, out[name]["ppl"], round(out[name]["seconds"]), flush=True)
+    return out
+
+
 def render(results: dict) -> str:
     base = results["base"]["ppl"]
     a = results["args"]
@@ -168,6 +194,17 @@ def render(results: dict) -> str:
                 f"{speed['pruned']['decode_tok_s'] / speed['unpruned']['decode_tok_s']:.2f}") if speed else " | "
         lines.append(f"| {budget} | {shape} | {method} | {runs[0]['removed']:.1%} | {mean_std([r['ppl']['alpaca'] for r in runs], 3)} | "
                      f"{mean_std([r['ppl']['gsm8k'] for r in runs], 3)} | {statistics.mean(r['fit_seconds'] for r in runs):.0f} | {fast} |")
+    rec = results.get("recovery")
+    if rec:
+        record = rec["qubo"]["record"]
+        lines += ["", f"LoRA recovery (r {record['r']}, {record['steps']} steps x {record['batch_size']} Alpaca rows, lr {record['learning_rate']}, "
+                  f"every projection), the same for both; QUBO-pruned uniform at heads {rec['budget']['heads']}, ffn {rec['budget']['ffn']}:", "",
+                  "| model | Alpaca ppl | GSM8K ppl | LoRA seconds |", "|---|---|---|---|",
+                  f"| QUBO-pruned, before recovery | {rec['pruned_before_recovery']['alpaca']:.3f} | {rec['pruned_before_recovery']['gsm8k']:.3f} | |"]
+        for name in ("unpruned", "qubo"):
+            lines.append(f"| {name} + LoRA | {rec[name]['ppl']['alpaca']:.3f} | {rec[name]['ppl']['gsm8k']:.3f} | {rec[name]['seconds']:.0f} |")
+        ratio = {k: rec["qubo"]["ppl"][k] / rec["unpruned"]["ppl"][k] - 1 for k in ("alpaca", "gsm8k")}
+        lines.append(f"\nRecovered QUBO-pruned vs recovered unpruned: Alpaca {ratio['alpaca']:+.1%}, GSM8K {ratio['gsm8k']:+.1%}.")
     return "\n".join(lines) + "\n"
 
 
@@ -183,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--decode-tokens", type=int, default=128)
+    parser.add_argument("--recover-steps", type=int, default=0, help="LoRA recovery steps for the unpruned and the QUBO-pruned model (0: none)")
+    parser.add_argument("--recover-batch", type=int, default=4)
+    parser.add_argument("--skip-grid", action="store_true", help="only the recovery comparison")
     parser.add_argument("--name", default="decoders")
     args = parser.parse_args(argv)
     results = run(args)

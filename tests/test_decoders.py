@@ -185,3 +185,31 @@ def test_subnetwork_selection_runs_on_a_decoder_through_the_same_gating_hook():
             masked = model.model(**enc).last_hidden_state
         pruned = selector.apply(copy.deepcopy(model))
         assert pruned.config.intermediate_size == 32 and torch.allclose(pruned.model(**enc).last_hidden_state, masked, atol=1e-5)
+
+
+def test_lora_recovery_trains_merges_and_leaves_a_plain_model_of_the_same_shape(calibration, tmp_path):
+    pytest.importorskip("peft")
+    from hf_qselect.pruning import lora_recover
+    from hf_qselect.pruning.layer_drop import mean_loss
+    from hf_qselect.models import calibration_batches
+
+    model = tiny()
+    pruner = AnnealingPruner(heads=0.5, ffn=0.5, uniform=True, seed=0, show_progress=False, ffn_multiple=1).fit(model, calibration)
+    pruner.apply(model)
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    batches = list(calibration_batches(calibration, 8, torch.device("cpu"), 0, causal=True))
+    with torch.no_grad():
+        before = mean_loss(model.eval(), batches)
+    recovered, record = lora_recover(model, calibration, steps=30, batch_size=8, learning_rate=5e-3, show_progress=False)
+    pruner.report_.recovery = record
+    assert type(recovered).__name__ == "LlamaForCausalLM" and {k: v.shape for k, v in recovered.state_dict().items()} == shapes
+    with torch.no_grad():
+        assert mean_loss(recovered, batches) < before
+    assert record["target_modules"] == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+    assert "recovered by lora (30 steps x 8 rows)" in pruner.report_.summary()
+    recovered.save_pretrained(tmp_path / "r")
+    x = torch.randint(1, VOCAB, (1, 5))
+    with torch.no_grad():
+        assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path / "r")(x).logits, recovered(x).logits)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        lora_recover(recovered, calibration, steps=0)

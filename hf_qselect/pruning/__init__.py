@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING
 from ..lazy import lazy_dir, lazy_getattr
 from .params import PRUNE_METHODS, PruningParams, check_budget
 
-_EXPORTS = {"AnnealingPruner": ".pruner", "PruningReport": ".report", "calibration_rows_of": ".saved", "load_pruned": "..models"}
-__all__ = ["AnnealingPruner", "PRUNE_METHODS", "PruningParams", "PruningReport", "calibration_rows_of", "check_budget", "load_pruned"]
+_EXPORTS = {"AnnealingPruner": ".pruner", "PruningReport": ".report", "calibration_rows_of": ".saved", "load_pruned": "..models",
+            "lora_recover": ".recovery"}
+__all__ = ["AnnealingPruner", "PRUNE_METHODS", "PruningParams", "PruningReport", "calibration_rows_of", "check_budget", "load_pruned",
+           "lora_recover"]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 __dir__ = lazy_dir(_EXPORTS, globals())
 
 if TYPE_CHECKING:
     from ..models import load_pruned
     from .pruner import AnnealingPruner
+    from .recovery import lora_recover
     from .report import PruningReport
     from .saved import calibration_rows_of

@@ -33,11 +33,13 @@ class PruningReport(JsonRecord):
     kv_heads_before: int | None = None
     kv_heads_after: int | None = None
     layer_drop_losses: dict | None = None  # layer_scores="pairs": the measured single and neighbour-pair drop losses
+    recovery: dict | None = None  # how the pruned model was recovered (lora_recover's record), when it was
 
 
     def summary(self) -> str:
         params = f", params {self.params_before:,} -> {self.params_after:,}" if self.params_after else ""
+        recovered = f"; recovered by {self.recovery['method']} ({self.recovery['steps']} steps x {self.recovery['batch_size']} rows)" if self.recovery else ""
         return (
             f"{self.method} pruning: layers {self.layers_before} -> {len(self.layers_kept)}, heads {self.heads_before} -> "
-            f"{self.heads_after}, FFN width {self.ffn_width_before} -> {self.ffn_width_after}{params}"
+            f"{self.heads_after}, FFN width {self.ffn_width_before} -> {self.ffn_width_after}{params}{recovered}"
         )
