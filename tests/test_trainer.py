@@ -231,3 +231,40 @@ def test_model_card_is_written_once_at_the_end_not_per_checkpoint(tokenized, tok
     assert not any((c / "README.md").exists() or (c / "pruning.png").exists() for c in checkpoints)
     trainer.save_model()
     assert (tmp_path / "run" / "README.md").exists() and (tmp_path / "run" / "pruning.png").exists()
+
+
+def test_a_new_editor_plugs_in_without_touching_the_trainer(tokenized, tokenizer, tmp_path):
+    """An ``Editor`` subclass given as ``editors=[...]`` is checked at construction, acts before and after training
+    in order, logs through ``queue_log`` and writes its files on the final save."""
+    from transformers import TrainingArguments
+
+    from hf_qselect.training import Editor
+
+    class Recorder(Editor):
+        def __init__(self):
+            self.calls = []
+
+        def check(self, trainer):
+            self.calls.append("check")
+
+        def before_training(self, trainer):
+            self.calls.append("before")
+            trainer.queue_log({"recorder/rows": len(trainer.train_dataset)})
+
+        def after_training(self, trainer, result):
+            self.calls.append("after")
+            return result
+
+        def write_files(self, trainer, output_dir):
+            (output_dir / "recorder.txt").write_text(",".join(self.calls))
+
+    recorder = Recorder()
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_train_epochs=1, report_to=[],
+                             save_strategy="no", disable_tqdm=True, use_cpu=True)
+    trainer = QSelectTrainer(model=tiny_bert(tokenizer), args=args, train_dataset=tokenized, processing_class=tokenizer, editors=[recorder])
+    assert recorder.calls == ["check"] and trainer.editors == [recorder]
+    trainer.train()
+    assert recorder.calls == ["check", "before", "after"]
+    assert any(h.get("recorder/rows") == len(tokenized) for h in trainer.state.log_history)
+    trainer.save_model()
+    assert (tmp_path / "run" / "recorder.txt").read_text() == "check,before,after"
