@@ -16,9 +16,10 @@ def interleaved_seconds(runners: dict[str, Callable[[], object]], rounds: int = 
                         warmup: int = 1) -> dict[str, list[float]]:
     """Seconds of every call of each runner: ``warmup`` untimed calls each, then ``rounds`` rounds in which each runner
     is called ``repeats`` times in turn. Runs under ``torch.inference_mode`` when torch is loaded."""
+    import contextlib
     import sys
 
-    context = sys.modules["torch"].inference_mode() if "torch" in sys.modules else _nothing()
+    context = sys.modules["torch"].inference_mode() if "torch" in sys.modules else contextlib.nullcontext()
     times: dict[str, list[float]] = {name: [] for name in runners}
     with context:
         for run in runners.values():
@@ -42,11 +43,3 @@ def mean_std(values: list[float], digits: int = 4, scale: float = 1.0, sign: boo
     """``"mean ± std"`` of ``values`` times ``scale`` (the mean alone for one value); ``sign`` writes ``+`` too."""
     text = f"{scale * statistics.mean(values):{'+' if sign else ''}.{digits}f}"
     return text + (f" ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None

@@ -64,7 +64,7 @@ def prompt_and_answer(row: dict[str, Any], fmt: str, tokenizer: Any, row_index: 
     messages = [{"role": "user", "content": prompt}]
     if fmt == "alpaca" or getattr(tokenizer, "chat_template", None):
         head = render_messages(messages, tokenizer, add_generation_prompt=True)
-        return head, answer + (tokenizer.eos_token or "" if tokenizer is not None else "")
+        return head, answer + ((tokenizer.eos_token or "") if tokenizer is not None else "")
     return prompt, answer
 
 

@@ -48,10 +48,10 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
 
         self.check_params()
         adapter = adapter_for(model, what="compression")
-        grouped = adapter.shape(model)
-        if grouped.kv_heads_per_layer != grouped.heads_per_layer:
+        shape = adapter.shape(model)
+        if shape.kv_heads_per_layer != shape.heads_per_layer:
             raise TypeError(f"compression does not support grouped-query attention yet ({type(model).__name__}: "
-                            f"{grouped.heads_per_layer[0]} query heads share {grouped.kv_heads_per_layer[0]} key/value heads); "
+                            f"{shape.heads_per_layer[0]} query heads share {shape.kv_heads_per_layer[0]} key/value heads); "
                             "prune it with AnnealingPruner (hf-qselect prune) instead")
         check_not_quantized(model)
         check_calibration(calibration_dataset, adapter.can_generate(model))
@@ -60,7 +60,6 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         if target.kind == "latency" and device.type != "cpu":
             raise ValueError(f"latency_ms is timed on the CPU (int8 dynamic quantization runs there); the model is on {device}: move it to the CPU")
         timings: dict[str, float] = {}
-        shape = adapter.shape(model)
         blank = keep_best(build_layout(model, self.ffn_block))
         start = time.perf_counter()
         sizes = size_costs(blank, model)

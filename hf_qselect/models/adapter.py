@@ -17,6 +17,7 @@ from torch import nn
 # (its input carries the heads), the FFN input projections (their outputs are the FFN neurons) and the FFN output
 # projection (its input carries the neurons).
 ROLES = ("query", "key", "value", "attention_output", "ffn_input", "ffn_output")
+PRUNING_KEY = "hf_qselect_pruning"  # the config attribute holding the pruning record (what each layer kept)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class ModelAdapter:
     def config_shape(self, config: Any) -> Shape:
         """The shape a saved config describes (its pruning record's per-layer counts, if it has one), without building
         the model: what a budget is checked against before any weight is loaded."""
-        record = getattr(config, "hf_qselect_pruning", None) or {}
+        record = getattr(config, PRUNING_KEY, None) or {}
         layers = config.num_hidden_layers
         heads = record.get("heads_per_layer", [config.num_attention_heads] * layers)
         kv = record.get("kv_heads_per_layer", [getattr(config, "num_key_value_heads", None) or config.num_attention_heads] * layers)

@@ -1,7 +1,8 @@
 """Physical removal of heads, FFN neurons and layers through a family's adapter, and the shape record it leaves.
 
-The record (``config.hf_qselect_pruning``: what the model kept, not a record to carry out) is stored (per-layer heads and FFN widths, the original sizes) so that
-:func:`~hf_qselect.models.saved.load_pruned` can rebuild shapes ``from_pretrained`` cannot. Every replacement
+The pruning record (``config.hf_qselect_pruning``: per-layer heads, key/value heads and FFN widths, the original
+sizes) says what the model kept, so that :func:`~hf_qselect.models.saved.load_pruned` can rebuild shapes
+``from_pretrained`` cannot. Every replacement
 module is built before the model is touched: a failure leaves the model as it was.
 """
 from __future__ import annotations
@@ -11,11 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .adapter import ModelAdapter
-from .registry import adapter_for
+from .adapter import PRUNING_KEY, ModelAdapter
 from .linear import head_index, keep_inputs, keep_outputs
-
-PRUNING_KEY = "hf_qselect_pruning"
+from .registry import adapter_for
 
 
 def kept_groups(heads: list[int], n_heads: int, n_kv: int) -> list[int]:
@@ -117,7 +116,7 @@ def remove_units(model: Any, kept_layers: list[int], kept_heads: dict[int, list[
 
 
 def needs_load_pruned(config: Any) -> bool:
-    """Whether the recorded record has shapes ``from_pretrained`` cannot build: fewer heads somewhere, or FFN widths
+    """Whether the pruning record has shapes ``from_pretrained`` cannot build: fewer heads somewhere, or FFN widths
     that differ between layers (``intermediate_size`` holds the widest)."""
     record = getattr(config, PRUNING_KEY, None) or {}
     heads = record.get("heads_per_layer", [])
@@ -130,13 +129,9 @@ def needs_load_pruned(config: Any) -> bool:
 def pruned_skeleton(config: Any, model_class: Any) -> Any:
     """A randomly initialised model with the shapes recorded in ``config``'s pruning record (weights are loaded next)."""
     adapter = adapter_for(config, what="loading a pruned model")
-    record = getattr(config, PRUNING_KEY, None) or {}
+    shape = adapter.config_shape(config)
     model = model_class.from_config(config)
-    layers = adapter.layers(model)
-    heads_per_layer = record.get("heads_per_layer", [config.num_attention_heads] * len(layers))
-    widths = record.get("ffn_per_layer", [config.intermediate_size] * len(layers))
-    kv_per_layer = record.get("kv_heads_per_layer", heads_per_layer)
-    for layer, heads, kv, width in zip(layers, heads_per_layer, kv_per_layer, widths):
+    for layer, heads, kv, width in zip(adapter.layers(model), shape.heads_per_layer, shape.kv_heads_per_layer, shape.ffn_per_layer):
         n_heads, n_kv = adapter.heads(layer, config), adapter.kv_heads(layer, config)
         keep_heads = None
         if heads != n_heads or kv != n_kv:

@@ -77,13 +77,9 @@ def gguf_location(path: str | Path, gguf_file: str | None = None) -> tuple[Path,
     return path, None
 
 
-def is_causal_lm(path: str | Path, gguf_file: str | None = None) -> bool:
-    """Whether the model at ``path`` (a folder, or a GGUF file: always a causal LM) is a causal LM, from its config."""
-    folder, gguf = gguf_location(path, gguf_file)
-    if gguf is not None:
-        return True
-    config = json.loads((folder / "config.json").read_text())
-    return any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or [])
+def is_causal_lm(config: Any) -> bool:
+    """Whether a loaded config describes a causal LM (its ``architectures``; a GGUF file's always does)."""
+    return any(str(a).endswith("ForCausalLM") for a in getattr(config, "architectures", None) or [])
 
 
 def load_causal_lm(path: str | Path, gguf_file: str | None = None) -> tuple[Any, Any]:

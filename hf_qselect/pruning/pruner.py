@@ -60,16 +60,12 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         budgets = {name: checked[name] for name in ("heads", "ffn", "layers")}
         causal = adapter.can_generate(model)
         check_calibration(calibration_dataset, causal)
-        if self.method == "block_influence" and (budgets["heads"] or budgets["ffn"]):
-            raise ValueError("method='block_influence' ranks whole layers (ShortGPT); set heads=0 and ffn=0, or use another method")
         shape = adapter.shape(model)
+        self.check_shape(shape)
         n_layers = len(shape.heads_per_layer)
         keep_layers = n_layers - int(round(budgets["layers"] * n_layers))
-        if keep_layers < 1:
-            raise ValueError(f"layers={budgets['layers']} would remove all {n_layers} layers")
         grouped = shape.kv_heads_per_layer != shape.heads_per_layer
-        head_unit = ("group" if self.head_unit == "auto" else self.head_unit) if grouped else "head"
-        self._check_head_budget(shape, budgets["heads"], head_unit)
+        head_unit = self._head_unit(shape)
         settings = self._settings()
         if self.method == "qubo":
             settings.solver = get_solver(self.solver)  # resolved once for every layer's QUBOs
@@ -140,8 +136,13 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             raise ValueError(f"layers={checked['layers']} would remove all {n_layers} layers")
         if self.method == "block_influence" and (checked["heads"] or checked["ffn"]):
             raise ValueError("method='block_influence' ranks whole layers (ShortGPT); set heads=0 and ffn=0, or use another method")
-        grouped = shape.kv_heads_per_layer != shape.heads_per_layer
-        self._check_head_budget(shape, checked["heads"], ("group" if self.head_unit == "auto" else self.head_unit) if grouped else "head")
+        self._check_head_budget(shape, checked["heads"], self._head_unit(shape))
+
+    def _head_unit(self, shape) -> str:
+        """``head`` without grouped-query attention, else ``group`` or ``query`` (``auto``: ``group``)."""
+        if shape.kv_heads_per_layer == shape.heads_per_layer:
+            return "head"
+        return "group" if self.head_unit == "auto" else self.head_unit
 
     def _check_head_budget(self, shape, heads: float, head_unit: str) -> None:
         """Refuse, before any work, a head budget that would empty a key/value group or a layer."""

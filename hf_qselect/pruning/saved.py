@@ -94,7 +94,7 @@ def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner,
     folder, gguf = gguf_location(model_dir, gguf_file)
     config = AutoConfig.from_pretrained(folder, gguf_file=gguf) if gguf else AutoConfig.from_pretrained(folder)
     pruner.check_shape(adapter_for(config, what="structured pruning").config_shape(config))  # budgets, before any weight loads
-    if is_causal_lm(model_dir, gguf_file):
+    if gguf is not None or is_causal_lm(config):
         model, tokenizer, rows = causal_calibration_rows(model_dir, data, gguf_file=gguf_file, text_column=text_column,
                                                          calibration_rows=calibration_rows, max_length=max_length, seed=seed)
     else:

@@ -55,7 +55,7 @@ def compute_scores(model, dataset: Dataset, batch_size: int = 16, max_tokens: in
     check_calibration(dataset, causal)
     device = next(model.parameters()).device
     sets = layer_unit_sets(model)
-    heads_sets, ffn_sets = sets[0::2], sets[1::2]
+    heads_sets, ffn_sets = [u for u in sets if u.kind == "heads"], [u for u in sets if u.kind == "ffn"]
     n_layers = len(heads_sets)
     head_gates = [torch.ones(u.size, device=device, requires_grad=True) for u in heads_sets]
     neuron_gates = [torch.ones(u.size, device=device, requires_grad=True) for u in ffn_sets]

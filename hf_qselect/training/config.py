@@ -10,6 +10,7 @@ still work, with a ``FutureWarning`` naming the new key (:data:`RENAMED_KEYS`).
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,5 +109,5 @@ def _init(self, *args, **kwargs) -> None:
     _dataclass_init(self, *args, **renamed(kwargs, "QSelectConfig"))
 
 
-_init.__signature__ = __import__("inspect").signature(_dataclass_init)
+_init.__signature__ = inspect.signature(_dataclass_init)
 QSelectConfig.__init__ = _init

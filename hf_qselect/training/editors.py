@@ -54,7 +54,7 @@ class SelectionEditor(Editor):
 
     def __init__(self, selector: Any, selection_dataset: Dataset | None = None) -> None:
         self.selector, self.selection_dataset = selector, selection_dataset
-        self.report_, self.seconds_, self.indices_, self.rows_before_ = None, 0.0, None, None
+        self.report_, self.seconds_, self.indices_ = None, 0.0, None
 
     def source(self, trainer: Trainer) -> Dataset:
         return self.selection_dataset if self.selection_dataset is not None else trainer.train_dataset
@@ -86,7 +86,6 @@ class SelectionEditor(Editor):
         batch = trainer.args.train_batch_size
         if n_keep < batch:
             raise ValueError(f"keep={selector.keep} leaves {n_keep} rows, fewer than one training batch ({batch}); raise keep or lower the batch size")
-        self.rows_before_ = len(trainer.train_dataset)
 
     def before_training(self, trainer: Trainer) -> None:
         """Fit the selector and keep the chosen rows (once). Under several processes only the main process selects;
@@ -124,8 +123,7 @@ class SelectionEditor(Editor):
         return record
 
     def card(self, trainer: Trainer) -> dict[str, Any]:
-        return {"selection": self.report_.to_dict() if self.report_ is not None else None, "selection_seconds": self.seconds_,
-                "rows_before": self.rows_before_}
+        return {"selection": self.report_.to_dict() if self.report_ is not None else None, "selection_seconds": self.seconds_}
 
 
 # ---------------------------------------------------------------------------------------------- model editors
