@@ -16,7 +16,7 @@ from .provenance import public_path
 from .pruning.params import PruningParams
 from .selection import InstanceSelector, SelectionParams, SelectionReport
 from .compression.params import CompressionParams
-from .diagnostics.params import DiagnosticsParams
+from .diagnostics.params import TASK as DIAGNOSTICS_TASK, DiagnosticsParams
 from .subnetworks.params import SubnetworkParams
 
 
@@ -36,16 +36,18 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.push and not args.publish:
         raise ValueError("--push uploads the Hub folder that --publish writes: add --publish (or run `hf-qselect publish OUT --push` later)")
     check_output_dir(args.out, input_paths(args.data), overwrite=args.overwrite)
+    check_scores_file(args, input_paths(args.data))
     data = load_data(args.data)
     inputs = input_paths(args.data, data)
     out = check_output_dir(args.out, inputs, overwrite=args.overwrite)
+    check_scores_file(args, inputs)
     selector = selector_from_args(args)
     selector.fit(data)
     selector.report_.source = public_path(args.data)
     reduced = selector.select(data)
     print(selector.report_.summary())
     if args.publish and args.scores:
-        write_scores(selector, args.scores)
+        write_scores(selector, args.scores, args.overwrite)
     if args.publish:
         folder = publish_reduced(reduced, selector, repo_id=args.repo_id, local_dir=out, push=args.push, private=not args.public,
                                  overwrite=args.overwrite, inputs=inputs)
@@ -59,16 +61,43 @@ def cmd_select(args: argparse.Namespace) -> int:
         reduced.save_to_disk(str(staging))
         selector.report_.to_json(str(staging / REPORT_FILE))
     if args.scores:
-        write_scores(selector, args.scores)
+        write_scores(selector, args.scores, args.overwrite)
     rows = len(reduced["train"]) if isinstance(reduced, DatasetDict) else len(reduced)
     print(f"wrote {rows} rows to {out} (report: {out / REPORT_FILE}); publish it with: hf-qselect publish {out} --repo-id NAMESPACE/NAME")
     return 0
 
 
-def write_scores(selector: InstanceSelector, path: str) -> None:
-    """The per-row diagnostics (``selector.row_scores_``) as Parquet; flagged rows counted on stdout."""
+SCORES = "--scores file"
+
+
+def is_scores_file(path: Path) -> bool:
+    """A Parquet file with the columns :func:`write_scores` writes (an earlier ``--scores`` output)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return {"row", "flagged", "kept"} <= set(pq.read_schema(path).names)
+    except Exception:  # not Parquet at all
+        return False
+
+
+def check_scores_file(args: argparse.Namespace, inputs: list) -> None:
+    """``--scores``, before any work: not an input, not inside ``--out`` (replaced as a whole), no foreign file."""
+    if args.scores is None:
+        return
+    from .output_dir import check_output_file
+
+    path = check_output_file(args.scores, is_scores_file, SCORES, inputs, overwrite=args.overwrite, flag="--overwrite")
+    out = Path(args.out).expanduser().absolute()
+    if path == out or out in path.parents:
+        raise ValueError(f"{SCORES} {args.scores} is inside --out {args.out}, which is replaced as a whole; write it elsewhere")
+
+
+def write_scores(selector: InstanceSelector, path: str, overwrite: bool = False) -> None:
+    """The per-row diagnostics (``selector.row_scores_``) as Parquet, atomically; flagged rows counted on stdout."""
+    from .output_dir import replace_file
+
     scores = selector.row_scores_
-    scores.to_parquet(path, index=False)
+    replace_file(path, lambda tmp: scores.to_parquet(tmp, index=False), is_scores_file, SCORES, overwrite=overwrite)
     flagged = int(scores["flagged"].sum()) if scores["flagged"].notna().all() else 0
     print(f"wrote per-row scores to {path} ({flagged} rows flagged as likely mislabelled)")
 
@@ -76,12 +105,15 @@ def write_scores(selector: InstanceSelector, path: str) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Paired, repeated comparison of methods and keep rates on ``--data``; a recommendation and its command."""
     from .comparison import compare
+    from .comparison.compare import check_compare_args
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
-        keeps = [float(k) for k in args.keep.split(",")]
+        keeps = [float(k) for k in args.keep.split(",") if k.strip()]
     except ValueError:
         raise ValueError(f"--keep must be comma-separated fractions such as 0.75,0.5,0.25, got {args.keep!r}") from None
+    check_compare_args(methods, keeps, evaluation=args.eval, tolerance=args.tolerance, folds=args.folds, repeats=args.repeats,
+                       finetune_steps=args.finetune_steps)  # the flags' values, before loading anything
     check_output_dir(args.out, input_paths(args.data), overwrite=args.overwrite)
     data = load_data(args.data)
     out = check_output_dir(args.out, input_paths(args.data, data), overwrite=args.overwrite)
@@ -90,8 +122,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     result = compare(data, methods, keeps, evaluation=args.eval, tolerance=args.tolerance, folds=args.folds, repeats=args.repeats,
                      text_column=args.text_column, label_column=args.label_column, seed=args.seed, source=public_path(args.data),
                      finetune_steps=args.finetune_steps)
-    with staged_output(out) as staging:
-        result.save(staging)
+    result.save(out, overwrite=True)  # checked before the work
     print(result.markdown())
     print(f"wrote {out / 'compare.json'}, {out / 'compare.md'} and {out / 'compare.png'}")
     return 0
@@ -138,11 +169,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_command(args: argparse.Namespace, cls: type) -> tuple[Path, object]:
-    """What every command on a saved model checks first: the model folder (or GGUF file), the output folder, the parameters."""
-    from .models import gguf_location
+COMMAND_TASKS = {"prune": "structured pruning", "compress": "compression", "subnetwork": "subnetwork selection",
+                 "diagnose": DIAGNOSTICS_TASK}
 
-    gguf_location(args.model_dir, getattr(args, "gguf_file", None))
+
+def model_command(args: argparse.Namespace, cls: type) -> tuple[Path, object]:
+    """What every command on a saved model checks first, before loading anything: the model folder (or GGUF file;
+    a supported family, not an int8 folder, whole weight files), the output folder, the parameters and the counts."""
+    from .models import check_model_dir, gguf_location
+
+    for flag in ("calibration_rows", "rows"):
+        if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if getattr(args, "max_length", None) is not None and args.max_length < 2:
+        raise ValueError(f"--max-length must be at least 2, got {args.max_length}")
+    _, gguf = gguf_location(args.model_dir, getattr(args, "gguf_file", None))
+    if gguf is None:
+        check_model_dir(args.model_dir, COMMAND_TASKS[args.command], any_family=args.command == "diagnose")
     out = check_output_dir(args.out, [args.model_dir, *input_paths(args.data)], overwrite=args.overwrite)
     obj = from_cli(cls, args)
     obj.check_params()
@@ -154,11 +197,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .pruning import AnnealingPruner
     from .pruning.saved import prune_saved_model, save_pruned
 
-    if args.calibration_rows < 1:
-        raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
     out, pruner = model_command(args, AnnealingPruner)
-    if args.max_length < 2:
-        raise ValueError(f"--max-length must be at least 2, got {args.max_length}")
     model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
                                          calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed,
                                          gguf_file=args.gguf_file)
@@ -212,7 +251,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from .data import load_labelled
 
     out, params = model_command(args, DiagnosticsParams)
-    dataset = load_labelled(args.data, args.text_column, args.label_column)
+    dataset = load_labelled(args.data, args.text_column, args.label_column, DIAGNOSTICS_TASK)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from .diagnostics import save_sparse, sparse_training_report
@@ -237,8 +276,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
     """Compress a saved classifier within a size or latency budget; write it, its report and heat map (and ONNX)."""
     from .compression import AnnealingCompressor
 
-    if args.calibration_rows < 1:
-        raise ValueError(f"--calibration-rows must be at least 1, got {args.calibration_rows}")
     out, compressor = model_command(args, AnnealingCompressor)
     if args.onnx:
         from .onnx_io import check_onnx_available
@@ -254,7 +291,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         from .compression import prune_vocabulary
         from .data import load_labelled
 
-        texts = list(load_labelled(args.data, args.text_column, args.label_column)[args.text_column])
+        texts = list(load_labelled(args.data, args.text_column, args.label_column, "compression")[args.text_column])
         model, tokenizer, kept = prune_vocabulary(model, tokenizer, texts)
         kept_tokens = len(kept)
     with staged_output(out) as staging:
@@ -362,16 +399,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input (a value, a file, a missing package), each shown as one line."""
+    errors: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, OSError, RuntimeError, ImportError)
+    try:
+        from safetensors import SafetensorError
+
+        errors += (SafetensorError,)
+    except ImportError:
+        pass
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .output_dir import clear_written, interrupt_message
+
     args = build_parser().parse_args(argv)
+    clear_written()
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, OSError, RuntimeError, ImportError) as err:
+    except user_errors() as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"hf-qselect {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"hf-qselect {args.command}: interrupted; no output folder was changed", file=sys.stderr)
+        print(f"hf-qselect {args.command}: interrupted; {interrupt_message()}", file=sys.stderr)
         return 130
 
 

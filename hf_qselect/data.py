@@ -226,13 +226,15 @@ def input_paths(source: str | os.PathLike | None, data: Dataset | DatasetDict | 
     return paths
 
 
-def load_labelled(source: str | os.PathLike, text_column: str = "text", label_column: str = "label") -> Dataset:
-    """The training split of ``source`` with its text and class-label columns checked (one-line errors naming them)."""
+def load_labelled(source: str | os.PathLike, text_column: str = "text", label_column: str = "label",
+                  task: str = "instance selection") -> Dataset:
+    """The training split of ``source`` with its text and class-label columns checked (one-line errors naming them
+    and ``task``, what needs the labels)."""
     from .validation import check_columns, label_codes, label_values
 
     dataset = load_data(source)
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"]
     check_columns(dataset, text_column=text_column, label_column=label_column)
-    label_codes(label_values(dataset, label_column), label_column)
+    label_codes(label_values(dataset, label_column), label_column, task)
     return dataset

@@ -92,15 +92,16 @@ def integer(low: int | None = None, *, none: bool = False) -> Callable[[str, Any
     return check
 
 
-def fraction(low: float, high: float, *, low_open: bool = False, none: bool = False) -> Callable[[str, Any], Any]:
+def fraction(low: float, high: float, *, low_open: bool = False, high_open: bool = False,
+             none: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
         if value is None and none:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
         value = float(value)
-        if value != value or value > high or (value <= low if low_open else value < low):
-            raise ValueError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}], got {name}={value}")
+        if value != value or (value >= high if high_open else value > high) or (value <= low if low_open else value < low):
+            raise ValueError(f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}, got {name}={value}")
         return value
 
     return check
@@ -272,13 +273,27 @@ def recipe_keys(recipe_cls: type, cls: type) -> dict[str, str]:
     raise TypeError(f"{recipe_cls.__name__} carries no recipe fields of {cls.__name__}")
 
 
-def from_recipe(cls: type, recipe: Any, **extra: Any) -> Any:
-    """Build ``cls`` from a recipe made with :func:`recipe_dataclass` (JSON strings become dicts)."""
+def _recipe_values(cls: type, recipe: Any) -> dict[str, tuple[str, Any]]:
+    """``{parameter: (recipe key, value)}`` of the parameters of ``cls`` that ``recipe`` carries (JSON strings become dicts)."""
     parsers = {g.name: getattr(g.metadata["parse"], "inner", g.metadata["parse"]) for g in fields(cls)}
     values = {}
     for key, target in recipe_keys(type(recipe), cls).items():
         value = getattr(recipe, key)
         if isinstance(value, str) and parsers.get(target) is json_object:
             value = json_object(value)
-        values[target] = value
+        values[target] = (key, value)
+    return values
+
+
+def from_recipe(cls: type, recipe: Any, **extra: Any) -> Any:
+    """Build ``cls`` from a recipe made with :func:`recipe_dataclass` (JSON strings become dicts)."""
+    values = {target: value for target, (_, value) in _recipe_values(cls, recipe).items()}
     return cls(**{**values, **extra})
+
+
+def check_recipe(cls: type, recipe: Any) -> None:
+    """Check each parameter of ``cls`` that ``recipe`` carries, before any work; the error names the recipe key."""
+    checks = {f.name: f.metadata["check"] for f in fields(cls)}
+    for target, (key, value) in _recipe_values(cls, recipe).items():
+        if checks.get(target) is not None:
+            checks[target](key, value)

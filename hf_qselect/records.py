@@ -12,10 +12,13 @@ class JsonRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_json(self, path: str | None = None, indent: int = 2) -> str:
-        """The report as JSON text, also written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, default=str)
+    def to_json(self, path: str | None = None, indent: int = 2, *, overwrite: bool = False) -> str:
+        """The report as JSON text, also written to ``path`` when given (atomically; an existing file only if it is
+        an earlier report of this kind, or with ``overwrite``)."""
+        record = self.to_dict()
+        text = json.dumps(record, indent=indent, default=str)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+            from .output_dir import write_json
+
+            write_json(path, json.loads(text), type(self).__name__, overwrite=overwrite, indent=indent)
         return text

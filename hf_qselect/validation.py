@@ -49,8 +49,9 @@ def check_columns(dataset: Dataset, **columns: str | None) -> None:
         raise KeyError(f"column(s) {', '.join(missing)} not in the dataset; its columns are {dataset.column_names}")
 
 
-def text_values(dataset: Dataset, column: str) -> list[str]:
-    """Return the text column as a list of strings, refusing non-string columns and missing values."""
+def text_values(dataset: Dataset, column: str, positions: Sequence[int] | None = None) -> list[str]:
+    """Return the text column as a list of strings, refusing non-string columns and missing values (named by their
+    row in the source: ``positions[i]`` for the i-th row when ``dataset`` is a sample of it)."""
     feature = dataset.features[column]
     dtype = getattr(feature, "dtype", None)
     if dtype not in STRING_DTYPES:
@@ -60,9 +61,9 @@ def text_values(dataset: Dataset, column: str) -> list[str]:
         )
     texts = dataset[column]
     texts = list(texts) if not isinstance(texts, list) else texts
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    bad = [i if positions is None else int(positions[i]) for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
-        raise ValueError(f"text column {column!r} has missing (None) values at rows {bad[:10]}")
+        raise ValueError(f"text column {column!r} has missing (None) values at rows {sorted(bad)[:10]}")
     return texts
 
 
@@ -96,8 +97,11 @@ def label_values(dataset: Dataset, column: str) -> Sequence[Any]:
     return dataset[column]
 
 
-def label_codes(labels: Sequence[Any], column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Encode labels as 0..C-1; return ``(codes, classes)``. Needs at least two classes."""
+def label_codes(labels: Sequence[Any], column: str, task: str = "instance selection") -> tuple[np.ndarray, np.ndarray]:
+    """Encode labels as 0..C-1; return ``(codes, classes)``. Needs rows of at least two classes (``task`` names
+    what needs them in the error)."""
+    if len(labels) == 0:
+        raise ValueError(f"label column {column!r} has no rows; {task} needs labelled rows")
     whole = isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iub"  # nothing to check
     array = labels if whole else np.asarray(check_labels(labels, column))
     if array.dtype == object:
@@ -106,7 +110,7 @@ def label_codes(labels: Sequence[Any], column: str) -> tuple[np.ndarray, np.ndar
     if len(classes) < 2:
         raise ValueError(
             f"label column {column!r} has a single class ({classes[0]!r}); "
-            "instance selection needs at least two classes"
+            f"{task} needs at least two classes"
         )
     return codes.astype(np.int64), classes
 

@@ -121,6 +121,9 @@ def test_fit_dataset_embeds_with_the_selector_embedder(sentences, tmp_path):
     (lambda X, y: QuboClassifier().predict(X), "not fitted"),
     (lambda X, y: QuboClassifier(mode="newton").fit(X, y), "mode must be one of"),
     (lambda X, y: QuboClassifier(solver="annealer").fit(X, y), "solver must be one of"),
+    (lambda X, y: QuboClassifier().fit(X, y + 0.5), r"y holds non-integer numbers \(e.g. 0.5\): a regression target"),
+    (lambda X, y: QuboClassifier().fit(X, X[:, 10] + 0.01), "y holds non-integer numbers"),
+    (lambda X, y: QuboClassifier().fit(X[:0], y[:0]), "0 rows"),
 ])
 def test_bad_input_is_one_clear_error(digits, call, match):
     X, y = digits
@@ -153,3 +156,32 @@ def test_the_old_heads_import_path_warns_and_still_works():
     with pytest.warns(FutureWarning, match="hf_qselect.classifier"):
         old = importlib.import_module("hf_qselect.heads")
     assert old.QuboHead is QuboClassifier
+
+
+def test_save_is_a_staged_folder_and_load_refuses_foreign_ones(digits, tmp_path):
+    """Issue 29 case 8: save never adds files to someone's folder; load names the writer it expects."""
+    X, y = digits
+    head = QuboClassifier(bits=2, mode="surrogate", max_iter=1, num_sweeps=50).fit(X, y)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        head.save(model_dir)
+    assert [p.name for p in model_dir.iterdir()] == ["config.json"]
+    folder = head.save(tmp_path / "head")
+    head.save(folder)  # an earlier head folder is replaced without asking
+    assert sorted(p.name for p in folder.iterdir()) == ["head.json", "head.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["head", "model"]  # nothing staged left beside it
+    assert np.array_equal(QuboClassifier.load(folder).predict(X), head.predict(X))
+    with pytest.raises(FileNotFoundError, match="give a folder written by QuboClassifier.save"):
+        QuboClassifier.load(model_dir)
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "head.json").write_text((folder / "head.json").read_text())
+    (half / "head.npz").write_bytes((folder / "head.npz").read_bytes()[:40])  # killed mid-write by an older version
+    with pytest.raises(ValueError, match="is not a readable classifier head"):
+        QuboClassifier.load(half)
+    (half / "head.json").write_text('{"writer": "someone else", "params": {}, "classes": [], "n_features": 1, "report": {}}')
+    (half / "head.npz").write_bytes((folder / "head.npz").read_bytes())
+    with pytest.raises(ValueError, match="was not written by QuboClassifier.save"):
+        QuboClassifier.load(half)

@@ -1,6 +1,7 @@
 """Every bad invocation: exit code 2, one line naming the input, no traceback, and every input file's bytes unchanged."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,24 @@ def workdir(tmp_path_factory):
     (root / "busy.yaml").write_text(yaml.safe_dump({"dataset": "in/data.csv", "output_dir": "busy"}))
     (root / "model_out.yaml").write_text(yaml.safe_dump({"dataset": "in/data.csv", "output_dir": "model", "model_name_or_path": "model",
                                                          "overwrite_output_dir": True}))
+    (root / "negative_budget.yaml").write_text("dataset: in/data.csv\noutput_dir: o\ncompress_budget: -5MB\n")
+    (root / "two_budgets.yaml").write_text("dataset: in/data.csv\noutput_dir: o\ncompress_budget: 10%\ncompress_latency_ms: 3\n")
+    # issue 29's folders: compressed (int8), truncated weights, an unsupported family; data with holes and one class
+    from hf_qselect.compression import save_compressed
+    from hf_qselect.compression.quantize import quantize_linears
+
+    compressed = BertForSequenceClassification(config)
+    save_compressed(quantize_linears(compressed, ["bert.encoder.layer.0.intermediate.dense"]), root / "compressed", tokenizer)
+    shutil.copytree(root / "model", root / "truncated")
+    weights = (root / "truncated" / "model.safetensors").read_bytes()
+    (root / "truncated" / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=tokenizer.vocab_size)).save_pretrained(root / "gpt2")
+    tokenizer.save_pretrained(root / "gpt2")
+    holes = [None if i in (3, 7, 11) else t for i, t in enumerate(TEXTS)]
+    Dataset.from_dict({"text": holes, "label": labels}).to_csv(str(root / "in" / "holes.csv"))
+    Dataset.from_dict({"text": TEXTS, "label": [1] * len(TEXTS)}).to_csv(str(root / "in" / "one_class.csv"))
     return root
 
 
@@ -102,6 +121,46 @@ CASES = [
      "label column 'rating' holds non-integer numbers"),
     ("prune-out-is-the-model", ["prune", "model", "--data", "in/data.csv", "--heads", "0.5", "--out", "model", "--overwrite"],
      "would overwrite the input model"),
+    # issue 29, cases 1-2: --scores is checked like an output folder, before any work
+    ("scores-is-the-input-csv", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "in/data.csv"],
+     "--scores file in/data.csv would overwrite the input in/data.csv"),
+    ("scores-is-the-input-csv-with-overwrite", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "in/data.csv", "--overwrite"],
+     "would overwrite the input in/data.csv"),
+    ("scores-is-a-foreign-file", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "a_file"],
+     "--scores file a_file exists and is not an earlier --scores file; pass --overwrite"),
+    ("scores-is-a-folder", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "busy"], "--scores file busy is a folder"),
+    ("scores-under-a-file", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "a_file/x.parquet"], "cannot create files in"),
+    ("scores-inside-out", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "o/scores.parquet"], "is inside --out o"),
+    # 3, 12: folders that plain loading would misread, refused before loading
+    *[(f"{cmd}-on-a-compressed-folder", [cmd, "compressed", "--data", "in/data.csv", *extra, "--out", "p"], "was written by hf-qselect compress")
+      for cmd, extra in (("prune", ["--heads", "0.5"]), ("subnetwork", []), ("diagnose", []), ("compress", []))],
+    *[(f"{cmd}-on-truncated-weights", [cmd, "truncated", "--data", "in/data.csv", *extra, "--out", "p"], "model.safetensors is truncated")
+      for cmd, extra in (("prune", ["--heads", "0.5"]), ("subnetwork", []), ("diagnose", []), ("compress", []))],
+    *[(f"{cmd}-on-an-unsupported-family", [cmd, "gpt2", "--data", "in/data.csv", *extra, "--out", "p"], "model_type='gpt2'")
+      for cmd, extra in (("prune", ["--heads", "0.5"]), ("subnetwork", []), ("compress", []))],
+    # 4, 5, 16: compare's settings
+    ("compare-no-methods", ["compare", "--data", "in/data.csv", "--methods", "", "--out", "o"], "methods is empty"),
+    ("compare-no-keeps", ["compare", "--data", "in/data.csv", "--keep", "", "--out", "o"], "keeps is empty"),
+    ("compare-zero-finetune-steps", ["compare", "--data", "in/data.csv", "--eval", "finetune", "--finetune-steps", "0", "--out", "o"],
+     "finetune_steps must be an integer >= 1"),
+    ("compare-one-fold", ["compare", "--data", "in/data.csv", "--folds", "1", "--out", "o"], "folds must be an integer >= 2"),
+    ("compare-zero-repeats", ["compare", "--data", "in/data.csv", "--repeats", "0", "--out", "o"], "repeats must be an integer >= 1"),
+    # 10: missing texts named by their row in the file
+    ("compress-missing-text", ["compress", "model", "--data", "in/holes.csv", "--out", "p"], "missing (None) values at rows [3, 7, 11]"),
+    # 11, 13: counts checked before any work
+    ("diagnose-zero-rows", ["diagnose", "model", "--data", "in/data.csv", "--rows", "0", "--out", "p"], "--rows must be at least 1"),
+    ("diagnose-negative-rows", ["diagnose", "model", "--data", "in/data.csv", "--rows=-5", "--out", "p"], "--rows must be at least 1"),
+    ("compress-negative-max-length", ["compress", "model", "--data", "in/data.csv", "--max-length=-1", "--out", "p"],
+     "--max-length must be at least 2"),
+    ("compress-zero-max-length", ["compress", "model", "--data", "in/data.csv", "--max-length", "0", "--out", "p"], "--max-length must be at least 2"),
+    ("prune-negative-max-length", ["prune", "model", "--data", "in/data.csv", "--heads", "0.5", "--max-length=-1", "--out", "p"],
+     "--max-length must be at least 2"),
+    # 16: wording
+    ("subnetwork-keep-one", ["subnetwork", "model", "--data", "in/data.csv", "--keep", "1", "--out", "p"], "keep must be in (0, 1), got keep=1.0"),
+    ("subnetwork-one-class", ["subnetwork", "model", "--data", "in/one_class.csv", "--out", "p"], "subnetwork selection needs at least two"),
+    ("diagnose-one-class", ["diagnose", "model", "--data", "in/one_class.csv", "--out", "p"], "sparse-training diagnostics needs at least two"),
+    ("train-negative-budget", ["train", "negative_budget.yaml"], "compress_budget must be a size such as '25%'"),
+    ("train-two-budgets", ["train", "two_budgets.yaml"], "give one of compress_budget (a size) and compress_latency_ms (a time)"),
 ]
 
 

@@ -307,5 +307,206 @@ def test_train_replaces_its_output_dir_only_with_the_flag(sentences, tmp_path, m
     assert main(["train", str(tmp_path / "r.yaml"), "--overwrite_output_dir", "true"]) == 0
     assert not (out / "old.txt").exists() and (out / "config.json").exists() and (out / "README.md").exists()
     summary = json.loads((out / "run_summary.json").read_text())
-    assert summary["output_dir"] == str(out) and "staging" not in (out / "README.md").read_text()
+    assert summary["output_dir"] == "out" and summary["model_card"] == "README.md" and "staging" not in (out / "README.md").read_text()
+    # issue 29 case 9: the card names the local model by its folder name; no file of the run holds a local path
+    card = (out / "README.md").read_text()
+    assert "`model`" in card and str(tmp_path) not in card and str(tmp_path) not in (out / "run_summary.json").read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+# ---------------------------------------------------------------- issue 29: the newer writers and loaders
+def test_scores_file_is_atomic_replaces_only_its_own_kind_and_never_an_input(small, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds, _ = small
+    ds.to_csv("data.csv")
+    data = Path("data.csv").read_bytes()
+    base = ["select", "--data", "data.csv", "--method", "random", "--keep", "0.5", "--n-jobs", "1"]
+    assert main([*base, "--out", "o1", "--scores", "scores.parquet"]) == 0
+    import pandas as pd
+
+    first = pd.read_parquet("scores.parquet")
+    assert len(first) == len(ds) and int(first["kept"].sum()) == len(load_from_disk("o1"))
+    assert main([*base, "--out", "o2", "--scores", "scores.parquet"]) == 0  # an earlier scores file is replaced
+    Path("notes.txt").write_text("my notes")
+    assert main([*base, "--out", "o3", "--scores", "notes.txt"]) == 2 and Path("notes.txt").read_text() == "my notes"
+    assert main([*base, "--out", "o4", "--scores", "data.csv", "--overwrite"]) == 2
+    assert Path("data.csv").read_bytes() == data and not Path("o3").exists() and not Path("o4").exists()
+    assert main([*base, "--out", "o5", "--scores", "notes.txt", "--overwrite"]) == 0  # the user's own choice
+    assert len(pd.read_parquet("notes.txt")) == len(ds)
+    assert not [p for p in Path(".").iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_reports_and_figures_never_replace_a_foreign_file(tmp_path):
+    from hf_qselect.output_dir import save_figure
+    from hf_qselect.selection import SelectionReport
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report = SelectionReport.from_dict(json.loads(json.dumps(fit(*_small_pair()).report_.to_dict())))
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"mine": 1}')
+    with pytest.raises(FileExistsError, match="not a SelectionReport"):
+        report.to_json(str(mine))
+    assert mine.read_text() == '{"mine": 1}'
+    report.to_json(str(tmp_path / "r.json"))
+    report.to_json(str(tmp_path / "r.json"))  # an earlier report of the same kind is replaced
+    assert json.loads((tmp_path / "r.json").read_text())["n_kept"] == report.n_kept
+    report.to_json(str(mine), overwrite=True)
+    assert json.loads(mine.read_text())["n_kept"] == report.n_kept
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n a holiday photo")
+    fig = plt.figure()
+    with pytest.raises(FileExistsError, match="not a figure"):
+        save_figure(fig, photo)
+    assert photo.read_bytes() == b"\x89PNG\r\n\x1a\n a holiday photo"
+    save_figure(fig, tmp_path / "plot.png")
+    save_figure(fig, tmp_path / "plot.png")  # its own figure is replaced
+    plt.close(fig)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.json", "photo.png", "plot.png", "r.json"]
+
+
+def _small_pair():
+    emb, labels = clustered(60, classes=2)
+    return Dataset.from_dict({"text": [f"row {i}" for i in range(60)], "label": labels.tolist()}), emb
+
+
+def test_compare_refuses_empty_or_repeated_settings(small):
+    from hf_qselect.comparison import compare
+
+    ds, _ = small
+    for methods, keeps, match in (([], [0.5], "methods is empty"), (["random"], [], "keeps is empty"),
+                                  (["random", "random"], [0.5], "names a method twice"), (["random"], [0.5, 0.5], "names a keep rate twice")):
+        with pytest.raises(ValueError, match=match):
+            compare(ds, methods, keeps, show_progress=False)
+    for name, value in (("folds", 1), ("repeats", 0), ("finetune_steps", 0)):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+            compare(ds, ["random"], [0.5], show_progress=False, **{name: value})
+
+
+def test_comparison_save_is_a_staged_folder(small, tmp_path):
+    from hf_qselect.comparison import compare
+    from hf_qselect.selection.embeddings import write_cached
+
+    ds, emb = small
+    write_cached(cache_path(None, texts_digest(list(ds["text"])), "text", len(ds), tmp_path / "cache"), emb)
+    result = compare(ds, ["random"], [0.5], folds=2, repeats=1, show_progress=False, cache_dir=tmp_path / "cache")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        result.save(busy)
+    assert (busy / "mine.txt").read_text() == "keep me"
+    out = result.save(tmp_path / "cmp")
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "compare.md", "compare.png"]
+    result.save(out, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "cache", "cmp"]
+
+
+def test_subnetwork_mlp_refuses_nan_features_and_a_single_class():
+    import torch
+    from torch import nn
+
+    from hf_qselect.subnetworks import SubnetworkSelector
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    y = np.arange(40) % 2
+    bad = X.copy()
+    bad[[3, 9], 1] = np.nan
+    with pytest.raises(ValueError, match=r"X has NaN or inf at rows \[3, 9\]"):
+        SubnetworkSelector(show_progress=False).fit(model, bad, y)
+    with pytest.raises(ValueError, match="subnetwork selection needs at least two classes"):
+        SubnetworkSelector(show_progress=False).fit(model, X, np.zeros(40, dtype=int))
+    with pytest.raises(ValueError, match=r"keep must be in \(0, 1\), got keep=1.0"):
+        SubnetworkSelector(keep=1.0, show_progress=False).fit(model, X, y)
+
+
+def test_subnetwork_defaults_resolve_per_model_kind():
+    """Issue 29 case 18: rounds=None / schedule="auto" are what docs/subnetworks.md measures for each kind."""
+    import torch
+    from torch import nn
+
+    from hf_qselect.subnetworks import SubnetworkSelector
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    selector = SubnetworkSelector(show_progress=False, block_size=8).fit(model, X, np.arange(40) % 2)
+    assert (selector.rounds_, selector.schedule_) == (20, "layer") == (selector.report_["rounds_run"], selector.report_["schedule_run"])
+    assert selector.get_params()["rounds"] is None and selector.get_params()["schedule"] == "auto"
+
+
+def _tiny_classifier(tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=2)
+    return BertForSequenceClassification(config)
+
+
+def test_loaders_refuse_folders_of_another_writer(tmp_path):
+    """Issue 29 cases 3 and 14: load_pruned refuses an int8 folder; load_compressed refuses a plain one."""
+    from transformers import AutoTokenizer
+
+    from hf_qselect.compression import load_compressed, save_compressed
+    from hf_qselect.compression.quantize import quantize_linears
+    from hf_qselect.models import check_model_dir, load_pruned
+    from hf_qselect.selection.embeddings import default_embedder
+
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    _tiny_classifier(tokenizer).save_pretrained(tmp_path / "plain")
+    save_compressed(quantize_linears(_tiny_classifier(tokenizer), ["bert.encoder.layer.0.output.dense"]), tmp_path / "int8")
+    with pytest.raises(ValueError, match="was written by hf-qselect compress .1 int8 Linears., which load_pruned cannot read"):
+        load_pruned(tmp_path / "int8")
+    with pytest.raises(ValueError, match="was not written by hf_qselect.compression.save_compressed"):
+        load_compressed(tmp_path / "plain")
+    assert load_compressed(tmp_path / "int8") is not None and load_pruned(tmp_path / "plain") is not None
+    weights = tmp_path / "plain" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="model.safetensors is truncated"):
+        check_model_dir(tmp_path / "plain", "structured pruning")
+    weights.write_bytes(b"\xff" * 64)
+    with pytest.raises(ValueError, match="is not a readable safetensors file"):
+        check_model_dir(tmp_path / "plain", "structured pruning")
+
+
+def test_zero_rows_are_one_line_errors(sentences):
+    from transformers import AutoTokenizer
+
+    from hf_qselect.diagnostics import sparse_training_report
+    from hf_qselect.selection.embeddings import default_embedder
+
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    with pytest.raises(ValueError, match="label column 'label' has no rows; sparse-training diagnostics needs labelled rows"):
+        sparse_training_report(_tiny_classifier(tokenizer), sentences.select([]), tokenizer)
+
+
+UNGUARDED = """
+import numpy as np
+from datasets import Dataset
+from hf_qselect import InstanceSelector
+
+emb = np.random.default_rng(0).normal(size=(40, 4))
+ds = Dataset.from_dict({"label": [i % 2 for i in range(40)]})
+InstanceSelector(keep=0.5, backend="dask", n_jobs=2, show_progress=False).fit(ds, embeddings=emb)
+"""
+
+
+def test_dask_from_an_unguarded_script_says_what_to_do(tmp_path):
+    """Issue 29 case 17: refused before any worker starts, naming the line and the fix."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("dask.distributed")
+    script = tmp_path / "job.py"
+    script.write_text(UNGUARDED)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode != 0 and "Nanny" not in done.stderr
+    assert "job.py line 8 runs at the script's top level" in done.stderr and 'if __name__ == "__main__":' in done.stderr
+    from hf_qselect.qubo.backends import unguarded_main_line
+
+    assert unguarded_main_line() is None  # pytest's own entry point is guarded

@@ -80,6 +80,8 @@ KILLER = textwrap.dedent("""
     def ours(path):
         return Path(path).name == target.name or Path(path).name.startswith("." + target.name + ".")
 
+    after = os.environ.get("KILL_WHEN") == "after"  # the signal right after the call returns, not just before it
+
     def hit(path):
         if ours(path):
             calls.append(path)
@@ -87,10 +89,18 @@ KILLER = textwrap.dedent("""
                 os.kill(os.getpid(), sig)
 
     def rename(a, b, *args, **kw):
+        if after:
+            done = real_rename(a, b, *args, **kw)
+            hit(b)
+            return done
         hit(b)
         return real_rename(a, b, *args, **kw)
 
     def rmtree(path, *args, **kw):
+        if after:
+            done = real_rmtree(path, *args, **kw)
+            hit(path)
+            return done
         hit(path)
         return real_rmtree(path, *args, **kw)
 
@@ -99,19 +109,22 @@ KILLER = textwrap.dedent("""
 """)
 
 
-def run_killed(body: str, target: Path, sig: str, step: int, *argv: str) -> int:
-    """Run ``body`` in a fresh Python that sends itself ``sig`` at the ``step``-th rename/removal touching ``target``.
+def run_killed(body: str, target: Path, sig: str, step: int, *argv: str, when: str = "before", stderr: list | None = None) -> int:
+    """Run ``body`` in a fresh Python that sends itself ``sig`` at the ``step``-th rename/removal touching ``target``
+    (just ``before`` it, or just ``after`` it returns).
 
-    Returns the exit status after checking the process really died of that signal.
+    Returns the exit status after checking the process really died of that signal; its stderr goes into ``stderr``.
     """
     script = KILLER.format(body=textwrap.dedent(body).strip())
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "KILL_WHEN": when}
     done = subprocess.run([sys.executable, "-c", script, str(target), sig, str(step), *argv], env=env, capture_output=True,
                           text=True, timeout=300)
+    if stderr is not None:
+        stderr.append(done.stderr)
     if sig == "SIGKILL":
         assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     else:
-        interrupted = "KeyboardInterrupt" in done.stderr or "interrupted; no output folder was changed" in done.stderr  # CLI: rc 130
+        interrupted = "KeyboardInterrupt" in done.stderr or ": interrupted; " in done.stderr  # CLI: rc 130
         assert done.returncode != 0 and interrupted, done.stderr[-2000:]
     return done.returncode
 
@@ -194,3 +207,37 @@ def test_replace_file_is_atomic_and_replaces_only_its_own_kind(tmp_path):
     assert foreign.read_text() == "mine"
     with pytest.raises(IsADirectoryError, match="is a folder"):
         replace_file(tmp_path, lambda t: t.write_text("ours"), ours, "mask")
+
+
+TOLD = """
+from hf_qselect.output_dir import interrupt_message, staged_output
+try:
+    with staged_output(target) as staging:
+        (staging / "data").mkdir()
+        for i in range(3):
+            (staging / "data" / f"part-{i}.bin").write_bytes(f"new {i}".encode() * 1000)
+        (staging / "report.json").write_text('{"version": "new"}')
+except KeyboardInterrupt:
+    print("TOLD: " + interrupt_message(), file=sys.stderr)  # what the CLI prints after "interrupted; "
+    raise
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("step", [1, 2, 3], ids=["old-aside", "new-in", "old-removed"])
+def test_the_interrupt_message_says_what_is_on_disk(tmp_path, step, when):
+    """Issue 29 case 15: after Ctrl-C at any rename or removal, the message matches the folders on disk."""
+    target = tmp_path / "out"
+    old = make(target, "old")
+    new = make(tmp_path / "expected", "new")
+    errors: list = []
+    run_killed(TOLD, target, "SIGINT", step, when=when, stderr=errors)
+    told = next(line for line in errors[0].splitlines() if line.startswith("TOLD: "))
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out."))
+    assert target.exists()  # never absent at exit
+    if "no output was changed" in told:
+        assert tree(target) == old and not left
+    else:
+        assert f"{target} was written" in told and tree(target) == new
+        assert left == ([told.split("previous copy ")[1].split()[0]] if "previous copy" in told else [])
+    assert ("no output was changed" in told) == (step == 1 or (step == 2 and when == "before"))

@@ -139,7 +139,7 @@ def test_recipe_help_renders_a_percent_sign():
     from transformers import HfArgumentParser
 
     text = HfArgumentParser(RECIPE_DATACLASSES).format_help()
-    assert "'25%'" in text and "size_budget" in text
+    assert "'25%'" in text and "compress_budget (default 25%)" in text
 
 
 def test_every_application_declares_its_annealing_fields_from_the_one_group():

@@ -16,6 +16,8 @@ from ..qubo import AnnealSettings, anneal, get_solver
 from . import grid, surrogate
 
 MODES = ("iterative", "surrogate")
+HEAD_FILES = ("head.json", "head.npz")
+WRITER = "hf_qselect.QuboClassifier"
 INITS = ("gptq", "round", "zero")
 
 
@@ -88,6 +90,11 @@ class QuboClassifier(ClassifierMixin, BaseEstimator, QuboClassifierParams):
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y) if y.ndim == 1 else y.shape}; they must match")
+        if not len(y):
+            raise ValueError("X and y have 0 rows; a classifier needs labelled rows")
+        if y.dtype.kind == "f" and not np.array_equal(y, np.rint(y)):
+            bad = float(y[y != np.rint(y)][0])
+            raise ValueError(f"y holds non-integer numbers (e.g. {bad!r}): a regression target, not classes; give class labels")
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"y has a single class ({classes[0]!r}); a classifier needs at least two")
@@ -239,26 +246,44 @@ class QuboClassifier(ClassifierMixin, BaseEstimator, QuboClassifierParams):
         self._check_fitted()
         return make_int_linear(self.codes_, self.scale_ / 2.0)
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``head.json`` (parameters, classes, report) and ``head.npz`` (integer codes, scales) to ``path``."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the folder ``path``: ``head.json`` (parameters, classes, report) and ``head.npz`` (integer codes,
+        scales), staged and swapped in whole. An earlier head folder is replaced; any other non-empty folder only
+        with ``overwrite`` (and then replaced as a whole)."""
+        from ..output_dir import check_output_dir, staged_output
+
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        earlier = Path(path).is_dir() and sorted(p.name for p in Path(path).iterdir()) == list(HEAD_FILES)
+        target = check_output_dir(path, overwrite=overwrite or earlier, flag="overwrite=True", what="classifier head folder")
         params = {k: v for k, v in self.get_params().items() if k != "solver"}
         params["solver"] = self.solver if isinstance(self.solver, str) else "sa"
-        record = {"params": params, "classes": self.classes_.tolist(), "n_features": self.n_features_in_, "report": self.report_.to_dict()}
-        (path / "head.json").write_text(json.dumps(record, indent=1) + "\n")
-        np.savez(path / "head.npz", codes=self.codes_, scale=self.scale_, fp32_coef=self.fp32_coef_)
-        return path
+        record = {"writer": WRITER, "params": params, "classes": self.classes_.tolist(), "n_features": self.n_features_in_,
+                  "report": self.report_.to_dict()}
+        with staged_output(target) as staging:
+            (staging / "head.json").write_text(json.dumps(record, indent=1) + "\n")
+            np.savez(staging / "head.npz", codes=self.codes_, scale=self.scale_, fp32_coef=self.fp32_coef_)
+        return target
 
     @classmethod
     def load(cls, path: str | Path) -> "QuboClassifier":
+        """A head saved by :meth:`save`; any other folder is refused with a one-line error."""
         path = Path(path)
-        for name in ("head.json", "head.npz"):
-            if not (path / name).exists():
-                raise FileNotFoundError(f"{path / name} not found: give the folder QuboClassifier.save wrote")
-        record = json.loads((path / "head.json").read_text())
-        arrays = np.load(path / "head.npz", allow_pickle=False)
+        expected = f"give a folder written by QuboClassifier.save ({' and '.join(HEAD_FILES)})"
+        for name in HEAD_FILES:
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path / name} not found: {expected}")
+        import zipfile
+
+        try:
+            record = json.loads((path / "head.json").read_text(encoding="utf-8"))
+            with np.load(path / "head.npz", allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            ok = isinstance(record, dict) and {"params", "classes", "n_features", "report"} <= set(record) \
+                and {"codes", "scale", "fp32_coef"} <= set(arrays)
+        except (ValueError, OSError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(f"{path} is not a readable classifier head ({' '.join(str(err).split())}): {expected}") from None
+        if not ok or record.get("writer", WRITER) != WRITER:
+            raise ValueError(f"{path} was not written by QuboClassifier.save: {expected}")
         head = cls(**record["params"])
         head.classes_ = np.asarray(record["classes"])
         head.steps_ = arrays["codes"].astype(np.float64) / 2.0

@@ -13,10 +13,11 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
 
 import numpy as np
 
+from ..output_dir import save_figure
 from ..selection import InstanceSelector, check_folds, embed_dataset, keep_count, paired, paired_probe, recommend
 from ..validation import check_columns, check_dataset, check_keep, label_codes, label_values, text_values
 
@@ -80,16 +81,19 @@ class Comparison:
                 lines.append(f"| {r['row']} | {r['label']} | {r['predicted']} | {r['label_proba']:.3f} | {text[:160]} |")
         return "\n".join(lines) + "\n"
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``compare.json``, ``compare.md`` and ``compare.png`` into ``out`` (a folder that may already exist)."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.json").write_text(json.dumps(self.to_dict(), indent=1, default=float) + "\n")
-        (out / "compare.md").write_text(self.markdown())
-        self.plot(out / "compare.png")
-        return out
+    def save(self, out: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``compare.json``, ``compare.md`` and ``compare.png`` as the folder ``out``, staged and swapped in
+        whole; a non-empty ``out`` is replaced only with ``overwrite``."""
+        from ..output_dir import check_output_dir, staged_output
 
-    def plot(self, path: str | Path) -> None:
+        target = check_output_dir(out, overwrite=overwrite, flag="overwrite=True", what="comparison folder")
+        with staged_output(target) as staging:
+            (staging / "compare.json").write_text(json.dumps(self.to_dict(), indent=1, default=float) + "\n")
+            (staging / "compare.md").write_text(self.markdown())
+            self.plot(staging / "compare.png")
+        return target
+
+    def plot(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Macro-F1 against keep rate per method, each with its 95% band, and full data as a line with its band."""
         import matplotlib
 
@@ -114,8 +118,44 @@ class Comparison:
         ax.set_title(f"{self.source}: {self.evaluation}, {self.repeats}x{self.folds} paired splits")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        try:
+            save_figure(fig, path, overwrite=overwrite, dpi=120)
+        finally:
+            plt.close(fig)
+
+
+def _count(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    return int(value)
+
+
+def check_compare_args(methods: Any, keeps: Any, *, evaluation: str, tolerance: float, folds: int, repeats: int,
+                       finetune_steps: int) -> tuple[list[str], list[float]]:
+    """:func:`compare`'s settings, checked before any work: at least one method and one keep rate, each known once."""
+    from ..selection import METHODS
+
+    methods, keeps = list(methods), list(keeps)
+    if not methods:
+        raise ValueError(f"methods is empty: name at least one of {list(METHODS)}")
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; the methods are {list(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"methods names a method twice: {methods}")
+    if not keeps:
+        raise ValueError("keeps is empty: give at least one keep rate in (0, 1], such as 0.5")
+    keeps = [check_keep(k) for k in keeps]
+    if len(set(keeps)) != len(keeps):
+        raise ValueError(f"keeps names a keep rate twice: {keeps}")
+    if evaluation not in EVALS:
+        raise ValueError(f"evaluation must be one of {list(EVALS)}, got {evaluation!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < 100:
+        raise ValueError(f"tolerance is in macro-F1 points and must be in (0, 100), got {tolerance}")
+    _count("folds", folds, 2)
+    _count("repeats", repeats, 1)
+    _count("finetune_steps", finetune_steps, 1)
+    return methods, keeps
 
 
 def compare(dataset, methods: tuple[str, ...] | list[str] = DEFAULT_METHODS, keeps: tuple[float, ...] | list[float] = DEFAULT_KEEPS, *,
@@ -128,18 +168,9 @@ def compare(dataset, methods: tuple[str, ...] | list[str] = DEFAULT_METHODS, kee
     ``tolerance`` is in macro-F1 points. ``evaluation="probe"`` trains a logistic regression on the frozen embeddings
     (fast); ``"finetune"`` fine-tunes ``model`` (default: the packaged MiniLM) for ``finetune_steps`` steps per run.
     """
-    from ..selection import METHODS
-
+    methods, keeps = check_compare_args(methods, keeps, evaluation=evaluation, tolerance=tolerance, folds=folds, repeats=repeats,
+                                        finetune_steps=finetune_steps)
     ds = check_dataset(dataset)
-    methods = list(methods)
-    for method in methods:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; the methods are {list(METHODS)}")
-    keeps = [check_keep(k) for k in keeps]
-    if evaluation not in EVALS:
-        raise ValueError(f"evaluation must be one of {list(EVALS)}, got {evaluation!r}")
-    if not 0 < tolerance < 100:
-        raise ValueError(f"tolerance is in macro-F1 points and must be in (0, 100), got {tolerance}")
     check_columns(ds, text_column=text_column, label_column=label_column)
     codes, classes = label_codes(label_values(ds, label_column), label_column)
     check_folds(codes, folds, label_column)

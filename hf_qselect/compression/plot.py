@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..output_dir import save_figure
 from .report import CompressionReport
 
 
@@ -35,7 +36,7 @@ def plot_compression(report: CompressionReport, path: str | Path) -> Path:
     right.set_title("precision per module" + (f" ({other})" if other else ""), fontsize=9)
     fig.suptitle(report.summary()[:150], fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
+from ..models import COMPRESSION_KEY
 from .quantize import QUANTIZED_LINEAR, quantize_linears
 
 WEIGHTS = "model.safetensors"
-COMPRESSION_KEY = "hf_qselect_compression"
 INT8, SCALE, ZERO = ".weight_int8", ".weight_scale", ".weight_zero_point"
 
 
@@ -66,12 +66,16 @@ def load_compressed(directory: str | Path, model_class=None):
     """Rebuild what :func:`save_compressed` wrote: same shapes, same int8 modules, identical logits."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from ..models import check_model_dir, pruned_skeleton, read_weights
+    from ..models import check_model_dir, check_safetensors, pruned_skeleton, read_weights
 
     path = check_model_dir(directory)
     if not (path / WEIGHTS).exists():
         raise FileNotFoundError(f"{path} has no {WEIGHTS}")
+    check_safetensors(path / WEIGHTS)
     config = AutoConfig.from_pretrained(path)
+    if not isinstance(getattr(config, COMPRESSION_KEY, None), dict):
+        raise ValueError(f"{path} was not written by hf_qselect.compression.save_compressed (no {COMPRESSION_KEY} in config.json); "
+                         "load it with from_pretrained or hf_qselect.models.load_pruned")
     model = pruned_skeleton(config, model_class or AutoModelForSequenceClassification)
     state = read_weights(path)
     int8 = list((getattr(config, COMPRESSION_KEY, None) or {}).get("int8", []))

@@ -6,6 +6,8 @@ from typing import Any
 
 from ..params import boolean, check_params, fraction, integer, one_of, param
 
+TASK = "sparse-training diagnostics"  # what needs the labels, in errors
+
 
 def check_sparsity(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:

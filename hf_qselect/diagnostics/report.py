@@ -19,7 +19,7 @@ import torch
 
 from .hessian import Lanczos, density, hutchinson_trace, hvp_fn, lanczos
 from .masks import apply_masks, emptied, magnitude_masks, prunable
-from .params import DiagnosticsParams
+from .params import TASK, DiagnosticsParams
 
 # Our thresholds for the verdicts (the paper says "sparse", "dissipative", "small"; these make that checkable).
 SPARSE_AT = 0.9          # the authors' pruning level
@@ -67,9 +67,11 @@ class SparseTrainingReport:
         out.pop("model")
         return out
 
-    def to_json(self, path: str | Path) -> Path:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
-        return Path(path)
+    def to_json(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """The report as JSON (atomically; an existing file only if it is an earlier diagnostics report, or with ``overwrite``)."""
+        from ..output_dir import write_json
+
+        return write_json(path, json.loads(json.dumps(self.to_dict())), "diagnostics report", overwrite=overwrite)
 
     def to_markdown(self) -> str:
         lines = [f"Sparse-training diagnostics (Liu et al. 2024): sparsity {self.params['sparsity']}, steps {list(self.params['steps'])}, "
@@ -93,7 +95,7 @@ class SparseTrainingReport:
         lines.append(f"\n{self.seconds:.0f} s on this machine.")
         return "\n".join(lines) + "\n"
 
-    def plot(self, path: str | Path) -> Path:
+    def plot(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Spectral density per checkpoint (symmetric-log x axis), one line each."""
         import matplotlib
 
@@ -113,9 +115,12 @@ class SparseTrainingReport:
         ax.set_title(f"sparsity {self.params['sparsity']}")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return Path(path)
+        from ..output_dir import save_figure
+
+        try:
+            return save_figure(fig, path, overwrite=overwrite, dpi=110)
+        finally:
+            plt.close(fig)
 
 
 def _batches(tokenizer: Any, texts: list[str], labels: np.ndarray, size: int, max_length: int) -> list[dict[str, torch.Tensor]]:
@@ -164,7 +169,7 @@ def sparse_training_report(model: Any, dataset: Any, tokenizer: Any, params: Dia
     if not prunable(model, include_head=True):
         raise TypeError(f"{type(model).__name__} has no nn.Linear weights to prune")
     check_columns(dataset, text_column=text_column, label_column=label_column)
-    codes, _ = label_codes(label_values(dataset, label_column), label_column)
+    codes, _ = label_codes(label_values(dataset, label_column), label_column, TASK)
     texts = text_values(dataset, text_column)
     num_labels = getattr(getattr(model, "config", None), "num_labels", None)
     if num_labels is not None and codes.max() >= num_labels:
@@ -259,7 +264,7 @@ def macro_f1(model: Any, tokenizer: Any, dataset: Any, text_column: str, label_c
 
     from ..validation import label_codes, label_values, text_values
 
-    codes, _ = label_codes(label_values(dataset, label_column), label_column)
+    codes, _ = label_codes(label_values(dataset, label_column), label_column, TASK)
     texts = text_values(dataset, text_column)
     predictions = []
     model.eval()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..output_dir import save_figure
+
 MAX_POINTS = 20_000
 
 
@@ -39,7 +41,7 @@ def plot_selection_map(embeddings: np.ndarray, codes: np.ndarray, mask: np.ndarr
     ax.set_title(title or f"kept {int(mask.sum())} of {len(mask)} rows")
     ax.legend(markerscale=2, fontsize=8, loc="best")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)

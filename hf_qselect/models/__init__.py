@@ -16,7 +16,7 @@ _EXPORTS = {
     **{name: ".gates" for name in ("Gates", "LAYER_UNIT_KINDS", "SkipLayers", "UnitSet", "layer_unit_sets", "transformer_gate_point")},
     **{name: ".linear" for name in ("head_index", "keep_inputs", "keep_outputs")},
     **{name: ".removal" for name in ("PRUNING_KEY", "remove_units", "grouped_heads", "kept_groups", "needs_load_pruned", "pruned_skeleton", "sliced_layer")},
-    **{name: ".saved" for name in ("check_model_dir", "gguf_location", "is_causal_lm", "load_causal_lm", "load_pruned", "read_weights",
+    **{name: ".saved" for name in ("COMPRESSION_KEY", "check_model_dir", "check_safetensors", "gguf_location", "is_causal_lm", "load_causal_lm", "load_pruned", "read_weights",
                                    "weight_files")},
     **{name: ".calibration" for name in ("MODEL_INPUTS", "calibration_batches", "check_calibration", "label_column")},
 }
@@ -33,4 +33,5 @@ if TYPE_CHECKING:
     from .gates import LAYER_UNIT_KINDS, Gates, SkipLayers, UnitSet, layer_unit_sets, transformer_gate_point
     from .linear import head_index, keep_inputs, keep_outputs
     from .removal import PRUNING_KEY, remove_units, grouped_heads, kept_groups, needs_load_pruned, pruned_skeleton, sliced_layer
-    from .saved import check_model_dir, gguf_location, is_causal_lm, load_causal_lm, load_pruned, read_weights, weight_files
+    from .saved import (COMPRESSION_KEY, check_model_dir, check_safetensors, gguf_location, is_causal_lm, load_causal_lm, load_pruned,
+                        read_weights, weight_files)

@@ -7,16 +7,67 @@ from typing import Any
 
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
+COMPRESSION_KEY = "hf_qselect_compression"  # config.json key of a folder written by hf_qselect.compression.save_compressed
 
 
-def check_model_dir(model_dir: str | Path) -> Path:
-    """A saved model folder (with ``config.json``), or a one-line error naming it."""
+def check_model_dir(model_dir: str | Path, what: str | None = None, *, any_family: bool = False) -> Path:
+    """A saved model folder (with ``config.json``), or a one-line error naming it.
+
+    With ``what`` (the operation that will load it), also before any weight is read: ``config.json`` is valid JSON;
+    the folder is not an int8 folder of ``hf-qselect compress`` (which plain loading would half re-initialise); the
+    family is supported (unless ``any_family``); every safetensors file is whole (its header and data all there).
+    """
     path = Path(model_dir)
     if not path.exists():
         raise FileNotFoundError(f"no such model folder: {model_dir}")
     if not path.is_dir() or not (path / "config.json").exists():
         raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json); give the folder save_pretrained wrote")
+    if what is None:
+        return path
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path / 'config.json'} is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path / 'config.json'} does not hold a model config")
+    check_not_compressed(config, path, what)
+    if not any_family:
+        from types import SimpleNamespace
+
+        from .registry import adapter_for, supported_text
+
+        try:
+            adapter_for(SimpleNamespace(model_type=config.get("model_type")), what=what)
+        except TypeError:
+            raise TypeError(f"{what} supports {supported_text()}; {model_dir} holds model_type={config.get('model_type')!r}") from None
+    for file in weight_files(path):
+        check_safetensors(file)
     return path
+
+
+def check_not_compressed(config: Any, path: str | Path, what: str) -> None:
+    """Refuse a folder whose Linears ``save_compressed`` stored as int8: plain loading would re-initialise them."""
+    record = config.get(COMPRESSION_KEY) if isinstance(config, dict) else getattr(config, COMPRESSION_KEY, None)
+    if (record or {}).get("int8"):
+        raise ValueError(f"{path} was written by hf-qselect compress ({len(record['int8'])} int8 Linears), which {what} cannot "
+                         "read; give the model folder it was compressed from (reload this one with hf_qselect.compression.load_compressed)")
+
+
+def check_safetensors(file: str | Path) -> None:
+    """A whole safetensors file: its header parses and every tensor's bytes are there; else a one-line error."""
+    file = Path(file)
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or length > size - 8:
+                raise ValueError("the header is cut off")
+            header = json.loads(handle.read(length))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file} is not a readable safetensors file ({' '.join(str(err).split())[:120]}); save the model again") from None
+    if 8 + length + end > size:
+        raise ValueError(f"{file} is truncated: {size:,} bytes of the {8 + length + end:,} its header lists; save the model again")
 
 
 def weight_files(path: str | Path) -> list[Path]:
@@ -52,6 +103,7 @@ def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
 
     model_class = model_class or AutoModelForSequenceClassification
     config = AutoConfig.from_pretrained(path, **kwargs)
+    check_not_compressed(config, path, "load_pruned")
     record = getattr(config, PRUNING_KEY, None)
     if not record or not needs_load_pruned(config):
         return model_class.from_pretrained(path, config=config)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..output_dir import save_figure
 from .report import PruningReport
 
 
@@ -36,7 +37,7 @@ def plot_pruning(report: PruningReport, heads_per_layer: int, path: str | Path) 
     right.set_yticks(range(report.layers_before))
     fig.suptitle(report.summary(), fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)

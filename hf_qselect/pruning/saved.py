@@ -29,6 +29,15 @@ def calibration_labels(rows, label_column: str, label2id: dict[str, int], num_la
     return [label2id[str(v)] for v in values]
 
 
+def shuffled_sample(dataset, count: int, seed: int):
+    """``dataset.shuffle(seed=seed)``'s first ``count`` rows, and their positions in ``dataset`` (errors name those)."""
+    from datasets import Dataset
+
+    order = Dataset.from_dict({"i": list(range(len(dataset)))}).shuffle(seed=seed)
+    positions = order.select(range(min(count, len(dataset))))["i"]
+    return dataset.select(positions), positions
+
+
 def calibration_rows_of(model_dir: str | Path, data: str, *, text_column: str = "text", label_column: str = "label",
                         calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
     """Load ``model_dir`` and ``calibration_rows`` shuffled, tokenized training rows of ``data`` with the model's class ids.
@@ -40,14 +49,16 @@ def calibration_rows_of(model_dir: str | Path, data: str, *, text_column: str = 
     check_model_dir(model_dir)
     if calibration_rows < 1:
         raise ValueError(f"calibration_rows must be at least 1, got {calibration_rows}")
+    if max_length < 2:
+        raise ValueError(f"max_length must be at least 2, got {max_length}")
     dataset = load_data(data)
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"]
     for role, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in dataset.column_names:
             raise KeyError(f"{role}={column!r} is not in {data} (columns: {dataset.column_names})")
-    rows = dataset.shuffle(seed=seed).select(range(min(calibration_rows, len(dataset))))
-    text_values(rows, text_column)
+    rows, positions = shuffled_sample(dataset, calibration_rows, seed)
+    text_values(rows, text_column, positions)
     config = AutoConfig.from_pretrained(model_dir)
     label2id = {str(k): int(v) for k, v in (config.label2id or {}).items()}
     ids = calibration_labels(rows, label_column, label2id, config.num_labels, str(data))

@@ -44,6 +44,52 @@ def _missing(backend: str) -> ImportError:
     return ImportError(f"backend={backend!r} needs the optional extra: pip install 'hf-qselect[{backend}]'")
 
 
+GUARD_HINT = ("a script that starts a local cluster must run its work under `if __name__ == \"__main__\":` (the worker "
+              "processes import the script again), or connect to a running cluster (DASK_SCHEDULER_ADDRESS)")
+
+
+def _is_main_test(test: "ast.expr") -> bool:
+    import ast
+
+    return (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
+            and {ast.unparse(test.left), ast.unparse(test.comparators[0])} == {"__name__", "'__main__'"})
+
+
+def unguarded_main_line() -> int | None:
+    """The line of the ``__main__`` script that leads here from its top level outside ``if __name__ == "__main__":``
+    (worker processes started with *spawn* would run it again), or ``None``."""
+    import ast
+    import inspect
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path or not str(path).endswith(".py") or not os.path.isfile(path):
+        return None
+    frame = inspect.currentframe()
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"):
+        frame = frame.f_back
+    if frame is None or os.path.abspath(frame.f_code.co_filename) != os.path.abspath(path):
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    guarded = any(isinstance(node, ast.If) and _is_main_test(node.test) and node.lineno <= line <= (node.end_lineno or line)
+                  for node in ast.walk(tree))
+    return None if guarded else line
+
+
+def check_main_guard(backend: str) -> None:
+    """Refuse, before any process starts, a local cluster called from a script's unguarded top level."""
+    import sys
+
+    line = unguarded_main_line()
+    if line is not None:
+        script = os.path.basename(sys.modules["__main__"].__file__)
+        raise RuntimeError(f"backend={backend!r}: {script} line {line} runs at the script's top level; {GUARD_HINT}")
+
+
 def _workers(n_jobs: int | None) -> int:
     return max(1, (os.cpu_count() or 1) if n_jobs is None or n_jobs < 0 else int(n_jobs))
 
@@ -74,7 +120,13 @@ def _cluster(backend: str, n_jobs: int | None) -> Iterator[None]:
         except ImportError:
             raise _missing("dask") from None
         address = os.environ.get("DASK_SCHEDULER_ADDRESS")
-        cluster = None if address else LocalCluster(n_workers=_workers(n_jobs), threads_per_worker=1, dashboard_address=None)
+        cluster = None
+        if not address:
+            check_main_guard("dask")
+            try:
+                cluster = LocalCluster(n_workers=_workers(n_jobs), threads_per_worker=1, dashboard_address=None)
+            except Exception as err:
+                raise RuntimeError(f"backend='dask' could not start a local cluster ({' '.join(str(err).split())[:200]}); {GUARD_HINT}") from err
         client = Client(address or cluster)
         try:
             with parallel_config(backend="dask"):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from ..output_dir import save_figure
+
 
 
 def plot_subnetwork(report: dict[str, Any], path: str | Path) -> Path:
@@ -26,6 +28,7 @@ def plot_subnetwork(report: dict[str, Any], path: str | Path) -> Path:
     right.set_title(f"mask: {report['mask_bytes']} bytes")
     right.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    try:
+        return save_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)

@@ -17,7 +17,7 @@ def select_saved_model(model_dir: str | Path, data: str, selector: SubnetworkSel
 
     from ..models import load_pruned
 
-    dataset = load_labelled(data, text_column, label_column)
+    dataset = load_labelled(data, text_column, label_column, "subnetwork selection")
     model = load_pruned(model_dir, AutoModel)  # an unsupported architecture is named by fit, before any work
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     selector.fit(model, dataset, tokenizer=tokenizer, text_column=text_column, label_column=label_column)

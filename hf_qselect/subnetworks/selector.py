@@ -11,7 +11,7 @@ from ..params import DeclaredParams
 from ..qubo import get_solver
 from .gates import Gates, UnitSet, gates_for, is_mlp, unit_sets
 from .masks import load_mask, mask_bytes, save_mask
-from .params import SubnetworkParams
+from .params import AUTO_ROUNDS, AUTO_SCHEDULE, SubnetworkParams
 from .search import SearchReport, edge_popup, greedy_masks, qubo_search, random_masks
 
 
@@ -33,8 +33,9 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
     each layer's units by local QUBOs (see :mod:`.search`); ``greedy``, ``random`` and ``edgepopup`` are the
     baselines under the same budget. No weight is changed: ``fit`` only sets ``mask_``.
 
-    Fitted attributes: ``mask_`` ({layer: 0/1 array}), ``units_`` (the unit sets), ``report_`` (a dict:
-    losses per round, accepted/refused moves, energies, seconds, mask bytes).
+    Fitted attributes: ``mask_`` ({layer: 0/1 array}), ``units_`` (the unit sets), ``rounds_`` and ``schedule_``
+    (what ``rounds=None`` / ``schedule="auto"`` resolved to), ``report_`` (a dict: losses per round,
+    accepted/refused moves, energies, seconds, mask bytes).
     ``apply(model)`` removes the closed units physically; ``save_mask``/``load_mask`` store the mask as bits.
     """
 
@@ -51,10 +52,17 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
                 raise ValueError("y is required: the labels the subnetwork is selected for")
             codes = np.asarray(y)
             outputs = [m for m in model if hasattr(m, "out_features")][-1].out_features
-            if codes.ndim != 1 or not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= outputs:
+            if codes.ndim != 1 or not len(codes):
+                raise ValueError(f"y must be a non-empty 1-d array of class ids, got shape {codes.shape}")
+            if not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0 or codes.max() >= outputs:
                 raise ValueError(f"y must be integer class ids in [0, {outputs}) (the model's outputs), got {codes[:5].tolist()}...")
+            if len(np.unique(codes)) < 2:
+                raise ValueError(f"y has a single class ({codes[0]}); subnetwork selection needs at least two classes")
             if X.ndim != 2 or len(X) != len(codes):
                 raise ValueError(f"X must be (rows, features) with one row per label; got X {X.shape} and {len(codes)} labels")
+            bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+            if bad.size:
+                raise ValueError(f"X has NaN or inf at rows {bad[:10].tolist()}")
             first = next(m for m in model if hasattr(m, "in_features"))
             if X.shape[1] != first.in_features:
                 raise ValueError(f"X has {X.shape[1]} features but the model's first Linear takes {first.in_features}")
@@ -88,6 +96,9 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
             for p, _ in frozen:
                 p.requires_grad_(False)
             objective, rows = self._objective(model, gates, X, y, tokenizer, text_column, label_column)
+            kind = "mlp" if is_mlp(model) else "encoder"
+            self.rounds_ = AUTO_ROUNDS[kind] if self.rounds is None else int(self.rounds)
+            self.schedule_ = AUTO_SCHEDULE[kind] if self.schedule == "auto" else self.schedule
             self.mask_, report = self._search(objective, sets)
             open_loss = objective.loss({u.name: np.ones(u.size, dtype=np.int8) for u in sets})
         finally:
@@ -98,7 +109,8 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
         self.units_ = sets
         self.report_ = {**report.to_dict(), "rows": rows, "open_loss": open_loss, "units": {u.name: u.size for u in sets},
                         "kept": {name: int(m.sum()) for name, m in self.mask_.items()}, "mask_bytes": mask_bytes(self.mask_),
-                        "solver": get_solver(self.solver).name if self.method == "qubo" else None, "params": self._provenance()}
+                        "solver": get_solver(self.solver).name if self.method == "qubo" else None, "params": self._provenance(),
+                        "rounds_run": self.rounds_, "schedule_run": self.schedule_}
         return self
 
     def _search(self, objective: Any, sets: list[UnitSet]) -> tuple[dict[str, np.ndarray], SearchReport]:
@@ -109,7 +121,7 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
         if self.method == "edgepopup":
             return edge_popup(objective, sets, self.keep, epochs=self.epochs, lr=self.lr, seed=self.seed, show_progress=self.show_progress)
         settings = anneal_settings(self, solver=get_solver(self.solver), n_jobs=1, show_progress=False)
-        return qubo_search(objective, sets, self.keep, settings, rounds=self.rounds, block_size=self.block_size, schedule=self.schedule,
+        return qubo_search(objective, sets, self.keep, settings, rounds=self.rounds_, block_size=self.block_size, schedule=self.schedule_,
                            curvature=self.curvature, trust=self.trust, tries=self.tries, seed=self.seed, show_progress=self.show_progress)
 
     def _provenance(self) -> dict[str, Any]:
@@ -168,4 +180,4 @@ class SubnetworkSelector(DeclaredParams, SubnetworkParams):
 def _codes(labels: Any, column: str) -> np.ndarray:
     from ..validation import label_codes
 
-    return label_codes(list(np.asarray(labels).tolist()), column)[0]
+    return label_codes(list(np.asarray(labels).tolist()), column, "subnetwork selection")[0]

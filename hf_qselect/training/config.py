@@ -67,7 +67,7 @@ class QSelectConfig(TrainingArguments, SelectionArguments, PruningArguments, Com
     recovery_epochs: float = field(default=1.0, metadata={"help": "epochs trained after pruning at the end"})
     calibration_rows: int = field(default=256, metadata={"help": "training rows the pruner scores units on"})
     quantize: bool = field(default=False, metadata={"help": "compress after training: choose drops and int8 modules within "
-                                                            "size_budget (default 25%%) or latency_budget, recover, quantize"})
+                                                            "compress_budget (default 25%%) or compress_latency_ms, recover, quantize"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace a non-empty output_dir (atomically, once training succeeded)"})
 
     @property

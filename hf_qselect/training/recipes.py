@@ -21,10 +21,11 @@ from transformers import HfArgumentParser
 
 from ..data import input_paths, load_data
 from ..output_dir import check_output_dir, staged_output
+from ..params import check_recipe
 from ..provenance import public_path
 from ..selection import default_embedder
 from ..validation import check_keep, check_labels
-from .config import RENAMED_KEYS, QSelectConfig, renamed
+from .config import PREFIXES, RENAMED_KEYS, QSelectConfig, renamed
 
 
 @dataclass
@@ -79,7 +80,7 @@ def recipe_to_argv(recipe: dict[str, Any]) -> list[str]:
         elif isinstance(value, dict):
             argv += [f"--{key}", json.dumps(value)]
         else:
-            argv += [f"--{key}", str(value)]
+            argv.append(f"--{key}={value}")  # one token: a value such as "-5MB" is never read as a flag
     return argv
 
 
@@ -133,6 +134,10 @@ def parse_recipe(path: str | Path, overrides: list[str] | None = None):
         raise ValueError(f"recipe {path}: {message[-1] if message else err}") from None
     try:
         check_keep(parsed[-1].selection_keep, "selection_keep")
+        for params in PREFIXES.values():
+            check_recipe(params, parsed[-1])
+        if parsed[-1].compress_budget is not None and parsed[-1].compress_latency_ms is not None:
+            raise ValueError("give one of compress_budget (a size) and compress_latency_ms (a time), not both")
     except (TypeError, ValueError) as err:
         raise ValueError(f"recipe {path}: {err}") from None
     return parsed
@@ -230,7 +235,8 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
             summary["compression"] = compressor.report_.summary()
             summary["compression_metrics"] = {"before": compressor.report_.metrics_before, "after": compressor.report_.metrics_after}
         if trainer.is_world_process_zero():
-            (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+            recorded = {**summary, "output_dir": public_path(target), "model_card": "README.md"}  # no local paths in the file
+            (staging / SUMMARY_FILE).write_text(json.dumps(recorded, indent=1) + "\n")
     return summary
 
 

@@ -13,6 +13,7 @@ from datasets import Dataset, IterableDataset
 from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
+from ..provenance import public_path
 from ..selection import InstanceSelector, embedder_name
 from .config import QSelectConfig
 from .editors import CompressionEditor, Editor, PruningEditor, SelectionEditor, SparsityEditor
@@ -175,7 +176,7 @@ class QSelectTrainer(Trainer):
         name_or_path = getattr(self.model.config, "_name_or_path", "") or ""
         values = {
             "model_name": model_name or Path(self.args.output_dir).name,
-            "base_model": embedder_name(name_or_path) if name_or_path else None,
+            "base_model": public_path(embedder_name(name_or_path)) if name_or_path else None,  # a local folder by its name
             "log_history": self.state.log_history,
             "selection": None, "selection_seconds": 0.0, "rows_before": self.rows_before_selection_,
             "pruning": None, "sparsity": None, "compression": None,

@@ -105,7 +105,8 @@ def subnetworks() -> dict:
     mlp_sel = SubnetworkSelector(keep=0.5, rounds=3, show_progress=False, seed=0).fit(mlp, X, y)
     tok = tokenizer()
     encoder = tiny_bert(tok.vocab_size, head=False)
-    enc_sel = SubnetworkSelector(units=("ffn", "heads"), keep=0.5, rounds=2, batch_size=8, show_progress=False, seed=0)
+    enc_sel = SubnetworkSelector(units=("ffn", "heads"), keep=0.5, rounds=2, batch_size=8, show_progress=False, seed=0,
+                                 schedule="layer")  # the default when this was recorded (now auto: joint for encoders)
     enc_sel.fit(encoder, sentences(), tokenizer=tok)
     masks = lambda sel: {k: np.asarray(v).astype(int).tolist() for k, v in sel.mask_.items()}
     return {"mlp": masks(mlp_sel), "encoder": masks(enc_sel)}
