@@ -139,12 +139,19 @@ with staged_output(target) as staging:
 """
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
-@pytest.mark.parametrize("step", [1, 2, 3], ids=["old-aside", "new-in", "old-removed"])
-def test_killed_at_each_step_of_the_replace_leaves_one_complete_folder(tmp_path, sig, step):
+STEPS = pytest.mark.parametrize("step", [1, 2, 3], ids=["old-aside", "new-in", "old-removed"])
+
+
+def old_and_new(tmp_path: Path) -> tuple[Path, dict, dict]:
+    """``(target, its old tree, the tree a replacement writes)``: an "old" folder in place, the "new" one for comparison."""
     target = tmp_path / "out"
-    old = make(target, "old")
-    new = make(tmp_path / "expected", "new")
+    return target, make(target, "old"), make(tmp_path / "expected", "new")
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+@STEPS
+def test_killed_at_each_step_of_the_replace_leaves_one_complete_folder(tmp_path, sig, step):
+    target, old, new = old_and_new(tmp_path)
     rc = run_killed(STAGED, target, sig, step)
     assert rc != 0  # it really was interrupted
     recover(target)  # what the next run does first
@@ -224,12 +231,10 @@ except KeyboardInterrupt:
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
-@pytest.mark.parametrize("step", [1, 2, 3], ids=["old-aside", "new-in", "old-removed"])
+@STEPS
 def test_the_interrupt_message_says_what_is_on_disk(tmp_path, step, when):
     """Issue 29 case 15: after Ctrl-C at any rename or removal, the message matches the folders on disk."""
-    target = tmp_path / "out"
-    old = make(target, "old")
-    new = make(tmp_path / "expected", "new")
+    target, old, new = old_and_new(tmp_path)
     errors: list = []
     run_killed(TOLD, target, "SIGINT", step, when=when, stderr=errors)
     told = next(line for line in errors[0].splitlines() if line.startswith("TOLD: "))
