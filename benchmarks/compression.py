@@ -8,9 +8,9 @@ Per dataset and seed:
 2. reference: the same model trained one more epoch, fp32 ("fp32 +1 epoch"): every other model also gets exactly
    one more epoch, or none;
 3. uniform int8: the reference with every Linear quantized (``quantize_dynamic``), no further training;
-4. prune-only: ``AnnealingPruner(heads=0.4, ffn=0.3)`` then one epoch; "prune then int8 everywhere": that model
+4. prune-only: ``AnnealingPruner(remove_heads=0.4, remove_ffn=0.3)`` then one epoch; "prune then int8 everywhere": that model
    with every Linear quantized;
-5. per size budget (and per latency budget, ``--latency-budgets``, timed on this machine at fit): the greedy
+5. per size budget (and per latency budget, ``--latency-budgets``, timed on this machine at fit): the fall-back
    baseline (int8 everywhere, drop the cheapest units, fall back to fp32 what fits) and the QUBO (reward form;
    the penalty form at the first size budget), each fitted on 256 training rows of the fine-tuned model,
    pruned, trained one epoch in fp32, then quantized;
@@ -92,16 +92,16 @@ def run_seed(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> d
     rows[REFERENCE] = {"train_seconds": time.perf_counter() - start}
     models[UNIFORM] = all_int8(models[REFERENCE])
     start = time.perf_counter()
-    train(str(work / "base"), work / "pruned", 1, seed, data, dict(prune_heads=0.4, prune_ffn=0.3, prune_at="start", prune_show_progress=False))
+    train(str(work / "base"), work / "pruned", 1, seed, data, dict(prune_remove_heads=0.4, prune_remove_ffn=0.3, prune_at="start", prune_show_progress=False))
     models[PRUNED] = load_pruned(work / "pruned").eval()
     rows[PRUNED] = {"train_seconds": time.perf_counter() - start}
     models[PRUNED_INT8] = all_int8(models[PRUNED])
     budgets = args.budgets.split(",")
-    runs = [(f"{m} {b}", dict(compress_method=m, compress_budget=b)) for b in budgets for m in ("greedy", "qubo")]
+    runs = [(f"{m} {b}", dict(compress_method=m, compress_budget=b)) for b in budgets for m in ("fallback", "qubo")]
     if args.penalty:
         runs.append((f"qubo {budgets[0]} penalty", dict(compress_method="qubo", compress_budget=budgets[0], compress_budget_form="penalty")))
     for ms in filter(None, args.latency_budgets.split(",")):
-        runs += [(f"{m} {float(ms):g}ms", dict(compress_method=m, compress_latency_ms=float(ms))) for m in ("greedy", "qubo")]
+        runs += [(f"{m} {float(ms):g}ms", dict(compress_method=m, compress_latency_ms=float(ms))) for m in ("fallback", "qubo")]
     for name, options in runs:
         out = work / name.replace(" ", "_").replace("%", "pc")
         start = time.perf_counter()
@@ -144,9 +144,9 @@ def fit_only(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> d
     rows = load_data(data)["train"]
     rows = rows.select(range(min(256, len(rows)))).map(lambda b: tokenizer(b["text"], truncation=True, max_length=64), batched=True)
     budgets = args.budgets.split(",")
-    runs = [(f"{m} {b}", dict(method=m, budget=b)) for b in budgets for m in ("greedy", "qubo")]
+    runs = [(f"{m} {b}", dict(method=m, budget=b)) for b in budgets for m in ("fallback", "qubo")]
     runs += [(f"{m} {float(ms):g}ms", dict(method=m, latency_ms=float(ms))) for ms in filter(None, args.latency_budgets.split(","))
-             for m in ("greedy", "qubo")]
+             for m in ("fallback", "qubo")]
     out = {}
     for name, options in runs:
         report = AnnealingCompressor(seed=seed, show_progress=False, **options).fit(model, rows).report_
@@ -157,15 +157,15 @@ def fit_only(args: argparse.Namespace, dataset: str, seed: int, work: Path) -> d
 
 
 def render_fit_only(results: dict) -> str:
-    lines = ["| dataset | budget | greedy: estimated loss | QUBO: estimated loss | QUBO lower / equal / higher (runs) |", "|---|---|---|---|---|"]
+    lines = ["| dataset | budget | fallback: estimated loss | QUBO: estimated loss | QUBO lower / equal / higher (runs) |", "|---|---|---|---|---|"]
     for dataset, per_seed in results.items():
         names = list(next(iter(per_seed.values())))
         for budget in dict.fromkeys(n.split(" ", 1)[1] for n in names):
-            greedy = [r[f"greedy {budget}"]["loss"] for r in per_seed.values()]
+            fallback = [r[f"fallback {budget}"]["loss"] for r in per_seed.values()]
             qubo = [r[f"qubo {budget}"]["loss"] for r in per_seed.values()]
-            lower = sum(q < g - 1e-12 for q, g in zip(qubo, greedy))
-            higher = sum(q > g + 1e-12 for q, g in zip(qubo, greedy))
-            lines.append(f"| {dataset} | {budget} | {statistics.mean(greedy):.5f} | {statistics.mean(qubo):.5f} | "
+            lower = sum(q < g - 1e-12 for q, g in zip(qubo, fallback))
+            higher = sum(q > g + 1e-12 for q, g in zip(qubo, fallback))
+            lines.append(f"| {dataset} | {budget} | {statistics.mean(fallback):.5f} | {statistics.mean(qubo):.5f} | "
                          f"{lower} / {len(qubo) - lower - higher} / {higher} |")
     return "\n".join(lines) + "\n"
 
@@ -218,7 +218,7 @@ def plot(summary: dict, path: Path) -> None:
         for name, e in entries.items():
             if "macro_f1" not in e:
                 continue
-            marker = "*" if name.startswith("qubo") else "s" if name.startswith("greedy") else "o"
+            marker = "*" if name.startswith("qubo") else "s" if name.startswith("fallback") else "o"
             ax.scatter(e["ms_8x128"], 100 * e["macro_f1"], marker=marker, s=80 if marker == "*" else 40)
             ax.annotate(name, (e["ms_8x128"], 100 * e["macro_f1"]), fontsize=7, xytext=(4, 2), textcoords="offset points")
         ax.set_xlabel("latency at 8x128, ms (2 threads)")
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="vader_nyt,rotten_tomatoes")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--budgets", default="25%,20%", help="size budgets of the greedy baseline and the QUBO")
+    parser.add_argument("--budgets", default="25%,20%", help="size budgets of the fall-back baseline and the QUBO")
     parser.add_argument("--latency-budgets", default="30", help="latency budgets in ms at 8x128 (timed at fit on this machine); empty: none")
     parser.add_argument("--no-penalty", dest="penalty", action="store_false", help="skip the penalty-form QUBO at the first budget")
     parser.add_argument("--epochs", type=float, default=1.0)

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict:
             shared: dict = {}
             for method in methods:
                 model = copy.deepcopy(base)
-                pruner = AnnealingPruner(layers=layers, heads=heads, ffn=ffn, method=method, uniform=bool(uniform), seed=seed,
+                pruner = AnnealingPruner(remove_layers=layers, remove_heads=heads, remove_ffn=ffn, method=method, uniform=bool(uniform), seed=seed,
                                          pair_rows=args.pair_rows, batch_size=8, show_progress=False)
                 begin = time.perf_counter()
                 pruner.fit(model, rows, **({k: v for k, v in shared.items() if v is not None} if method in ("qubo", "greedy") else {}))
@@ -159,7 +159,7 @@ def recovery(args: argparse.Namespace, base, tokenizer, pool: Dataset, evaluatio
                            .select(range(args.recover_steps * args.recover_batch)), tokenizer, args.max_length)
     calibration = tokenize_causal(pool.shuffle(seed=seed).select(range(args.calibration_rows)), tokenizer, args.max_length)
     pruned = copy.deepcopy(base)
-    pruner = AnnealingPruner(heads=heads, ffn=ffn, uniform=True, seed=seed, batch_size=8, show_progress=False).fit(pruned, calibration)
+    pruner = AnnealingPruner(remove_heads=heads, remove_ffn=ffn, uniform=True, seed=seed, batch_size=8, show_progress=False).fit(pruned, calibration)
     pruner.apply(pruned)
     out = {"budget": {"heads": heads, "ffn": ffn}, "pruned_before_recovery": {k: perplexity(pruned, v, pad) for k, v in evaluation.items()}}
     for name, model in (("unpruned", copy.deepcopy(base)), ("qubo", pruned)):

@@ -61,7 +61,7 @@ def main() -> None:
         if config == "structured":
             calibration = train.shuffle(seed=0).select(range(256)).map(
                 lambda b: tokenizer(b["text"], truncation=True, max_length=64), batched=True)
-            AnnealingPruner(heads=0.4, ffn=0.3, show_progress=False).fit(model, calibration).apply(model)
+            AnnealingPruner(remove_heads=0.4, remove_ffn=0.3, show_progress=False).fit(model, calibration).apply(model)
         return model
 
     for config in args.configs.split(","):

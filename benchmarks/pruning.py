@@ -32,7 +32,7 @@ from hf_qselect.training.recipes import prepare_splits
 
 
 def train(model_path: str, out: Path, epochs: float, seed: int, dataset: str, pruning: dict | None = None) -> dict:
-    """Fine-tune (and prune, with ``pruning`` options such as ``prune_heads``, ``prune_method``) through ``run_recipe``.
+    """Fine-tune (and prune, with ``pruning`` options such as ``prune_remove_heads``, ``prune_method``) through ``run_recipe``.
     The pruner and the compressor are seeded with the run's seed, as the published figures were."""
     config = QSelectConfig(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=32, per_device_eval_batch_size=128,
                            learning_rate=5e-5, warmup_steps=0.06, eval_strategy="no", save_strategy="no", logging_strategy="no",
@@ -83,7 +83,7 @@ def run_seed(args: argparse.Namespace, seed: int, work: Path) -> dict[str, dict]
         for method in args.methods.split(","):
             name = f"{method} heads {heads:g} ffn {ffn:g}" + (f" layers {layers:g}" if layers else "")
             out = work / name.replace(" ", "_")
-            pruning = dict(prune_heads=heads, prune_ffn=ffn, prune_layers=layers, prune_method=method, prune_at="start",
+            pruning = dict(prune_remove_heads=heads, prune_remove_ffn=ffn, prune_remove_layers=layers, prune_method=method, prune_at="start",
                            prune_ffn_multiple=args.ffn_multiple)
             rows[name] = {**train(str(work / "base"), out, 1, seed, args.dataset, pruning), "dir": str(out)}
             print(f"seed {seed} {name}: macro-F1 {rows[name]['macro_f1']:.4f}, params {rows[name]['params']:,}", file=sys.stderr, flush=True)

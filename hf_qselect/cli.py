@@ -11,9 +11,9 @@ from datasets import DatasetDict, load_from_disk
 from .data import input_paths, load_data
 from .hub import REPORT_FILE, check_repo_id, publish_reduced, with_source_index
 from .output_dir import check_output_dir, staged_output
-from .params import add_cli_arguments, from_cli
+from .params import add_cli_arguments, add_renamed_flags, from_cli
 from .provenance import public_path
-from .pruning.params import PruningParams
+from .pruning.params import RENAMED as PRUNING_RENAMED, PruningParams
 from .selection import InstanceSelector, SelectionParams, SelectionReport
 from .compression.params import CompressionParams
 from .diagnostics.params import TASK as DIAGNOSTICS_TASK, DiagnosticsParams
@@ -353,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = add_model_command(commands, "prune", "remove attention heads, FFN neurons and layers from a saved model", PruningParams,
                               cmd_prune, "calibration data (same sources as select)")
+    add_renamed_flags(prune, PruningParams, PRUNING_RENAMED)  # --heads, --ffn, --layers: now --remove-heads, ...
     prune.add_argument("--calibration-rows", type=int, default=256, help="training rows the units are scored on")
     prune.add_argument("--gguf-file", default=None, help="a causal LM stored as a GGUF file in MODEL_DIR (dequantized to float32)")
     prune.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length (causal LMs: tokens per row)")

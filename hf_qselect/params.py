@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import warnings
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -113,13 +114,39 @@ def boolean(name: str, value: Any) -> bool:
     return value
 
 
-def one_of(choices: Callable[[], list]) -> Callable[[str, Any], Any]:
+def one_of(choices: Callable[[], list], renamed: dict[str, str] | None = None) -> Callable[[str, Any], Any]:
+    """One of ``choices()``; an old name in ``renamed`` is accepted as its new name, with a ``FutureWarning``."""
     def check(name: str, value: Any) -> Any:
+        if renamed and isinstance(value, str) and value in renamed:
+            warnings.warn(f"{name}={value!r} is deprecated: the same method is now {name}={renamed[value]!r}", FutureWarning, stacklevel=4)
+            value = renamed[value]
         if value not in choices():
             raise ValueError(f"{name} must be one of {list(choices())}, got {value!r}")
         return value
 
     return check
+
+
+def renamed_kwargs(kwargs: dict[str, Any], renamed: dict[str, str], where: str) -> dict[str, Any]:
+    """``kwargs`` with old parameter names replaced by the new ones (a ``FutureWarning`` each); both is an error."""
+    out = dict(kwargs)
+    for old, new in renamed.items():
+        if old in out:
+            if new in out:
+                raise TypeError(f"{where} got both {old!r} and {new!r}: {old!r} is the old name of {new!r}; keep {new!r}")
+            warnings.warn(f"{where}({old}=...) is deprecated: use {new}=", FutureWarning, stacklevel=3)
+            out[new] = out.pop(old)
+    return out
+
+
+def renamed_value(renamed: dict[str, str]) -> Callable[[str], str]:
+    """A command-line parser that turns an old value name into its new one (with a ``FutureWarning``)."""
+    def parse(text: str) -> str:
+        if text in renamed:
+            warnings.warn(f"{text!r} is deprecated: the same method is now {renamed[text]!r}", FutureWarning, stacklevel=2)
+        return renamed.get(text, text)
+
+    return parse
 
 
 def string(*, none: bool = False) -> Callable[[str, Any], Any]:
@@ -185,6 +212,22 @@ def add_cli_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple
         choices = f.metadata["choices"]() if f.metadata["choices"] else None
         parser.add_argument(flag, dest=f.name, type=_parser_of(f), default=default, choices=choices,
                             help=help_text(f"{f.metadata['help']} (default: {default})"))
+
+
+class RenamedFlag(argparse.Action):
+    """An old flag kept for one release: stores into the new flag's destination, with a ``FutureWarning``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        warnings.warn(f"{option_string} is deprecated: use --{self.dest.replace('_', '-')}", FutureWarning, stacklevel=2)
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed_flags(parser: argparse.ArgumentParser, cls: type, renamed: dict[str, str]) -> None:
+    """Hidden ``--old`` flags for renamed parameters of ``cls`` (``renamed``: old name -> new name)."""
+    declared = {f.name: f for f in fields(cls)}
+    for old, new in renamed.items():
+        parser.add_argument(f"--{old.replace('_', '-')}", dest=new, type=_parser_of(declared[new]), action=RenamedFlag,
+                            default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def from_cli(cls: type, args: argparse.Namespace, **extra: Any) -> Any:

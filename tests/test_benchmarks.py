@@ -149,13 +149,13 @@ def test_compression_benchmark_smoke(sentences, tmp_path, monkeypatch):
                       "--train-rows", "48", "--test-rows", "24", "--out", str(tmp_path / "out"), "--name", "smoke"])
     result = json.loads((tmp_path / "out" / "smoke.json").read_text())
     entries = result["summary"][str(data)]
-    assert {"fp32 +1 epoch", "int8 everywhere", "greedy 30%", "qubo 30%", "qubo 30% penalty", "ONNX qubo 30%"} <= set(entries)
+    assert {"fp32 +1 epoch", "int8 everywhere", "fallback 30%", "qubo 30%", "qubo 30% penalty", "ONNX qubo 30%"} <= set(entries)
     assert entries["qubo 30%"]["non_embedding_mb"] <= 0.3 * entries["fp32 +1 epoch"]["non_embedding_mb"] + 1e-9
     assert (tmp_path / "out" / "smoke.png").exists() and "x smaller" in (tmp_path / "out" / "smoke.md").read_text()
     compression.main(["--datasets", str(data), "--model", str(tmp_path / "tiny"), "--budgets", "30%", "--latency-budgets", "", "--fit-only",
                       "--train-rows", "48", "--test-rows", "24", "--out", str(tmp_path / "out"), "--name", "fits"])
     fits = json.loads((tmp_path / "out" / "fits.json").read_text())["results"][str(data)]["0"]
-    assert set(fits) == {"greedy 30%", "qubo 30%"} and all(f["cost"] <= f["limit"] for f in fits.values())
+    assert set(fits) == {"fallback 30%", "qubo 30%"} and all(f["cost"] <= f["limit"] for f in fits.values())
     assert "QUBO lower / equal / higher" in (tmp_path / "out" / "fits.md").read_text()
 
 

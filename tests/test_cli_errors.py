@@ -112,14 +112,14 @@ CASES = [
     ("train-busy-output-dir", ["train", "busy.yaml"], "pass --overwrite_output_dir"),
     ("train-output-dir-is-the-model", ["train", "model_out.yaml"], "would overwrite the input model"),
     ("train-float-labels", ["train", "float_labels.yaml"], "label column 'rating' holds non-integer numbers"),
-    ("prune-missing-model-dir", ["prune", "nomodel", "--data", "in/data.csv", "--heads", "0.5", "--out", "p"], "no such model folder: nomodel"),
-    ("prune-more-classes-than-labels", ["prune", "model", "--data", "in/data.csv", "--label-column", "three", "--heads", "0.5", "--out", "p"],
+    ("prune-missing-model-dir", ["prune", "nomodel", "--data", "in/data.csv", "--remove-heads", "0.5", "--out", "p"], "no such model folder: nomodel"),
+    ("prune-more-classes-than-labels", ["prune", "model", "--data", "in/data.csv", "--label-column", "three", "--remove-heads", "0.5", "--out", "p"],
      "has class ids [2] but the model has 2 labels"),
-    ("prune-zero-calibration-rows", ["prune", "model", "--data", "in/data.csv", "--calibration-rows", "0", "--heads", "0.5", "--out", "p"],
+    ("prune-zero-calibration-rows", ["prune", "model", "--data", "in/data.csv", "--calibration-rows", "0", "--remove-heads", "0.5", "--out", "p"],
      "--calibration-rows must be at least 1"),
-    ("prune-float-labels", ["prune", "model", "--data", "in/data.csv", "--label-column", "rating", "--heads", "0.5", "--out", "p"],
+    ("prune-float-labels", ["prune", "model", "--data", "in/data.csv", "--label-column", "rating", "--remove-heads", "0.5", "--out", "p"],
      "label column 'rating' holds non-integer numbers"),
-    ("prune-out-is-the-model", ["prune", "model", "--data", "in/data.csv", "--heads", "0.5", "--out", "model", "--overwrite"],
+    ("prune-out-is-the-model", ["prune", "model", "--data", "in/data.csv", "--remove-heads", "0.5", "--out", "model", "--overwrite"],
      "would overwrite the input model"),
     # issue 29, cases 1-2: --scores is checked like an output folder, before any work
     ("scores-is-the-input-csv", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "in/data.csv"],
@@ -133,11 +133,11 @@ CASES = [
     ("scores-inside-out", SELECT + ["--data", "in/data.csv", "--out", "o", "--scores", "o/scores.parquet"], "is inside --out o"),
     # 3, 12: folders that plain loading would misread, refused before loading
     *[(f"{cmd}-on-a-compressed-folder", [cmd, "compressed", "--data", "in/data.csv", *extra, "--out", "p"], "was written by hf-qselect compress")
-      for cmd, extra in (("prune", ["--heads", "0.5"]), ("subnetwork", []), ("diagnose", []), ("compress", []))],
+      for cmd, extra in (("prune", ["--remove-heads", "0.5"]), ("subnetwork", []), ("diagnose", []), ("compress", []))],
     *[(f"{cmd}-on-truncated-weights", [cmd, "truncated", "--data", "in/data.csv", *extra, "--out", "p"], "model.safetensors is truncated")
-      for cmd, extra in (("prune", ["--heads", "0.5"]), ("subnetwork", []), ("diagnose", []), ("compress", []))],
+      for cmd, extra in (("prune", ["--remove-heads", "0.5"]), ("subnetwork", []), ("diagnose", []), ("compress", []))],
     *[(f"{cmd}-on-an-unsupported-family", [cmd, "gpt2", "--data", "in/data.csv", *extra, "--out", "p"], "model_type='gpt2'")
-      for cmd, extra in (("prune", ["--heads", "0.5"]), ("subnetwork", []), ("compress", []))],
+      for cmd, extra in (("prune", ["--remove-heads", "0.5"]), ("subnetwork", []), ("compress", []))],
     # 4, 5, 16: compare's settings
     ("compare-no-methods", ["compare", "--data", "in/data.csv", "--methods", "", "--out", "o"], "methods is empty"),
     ("compare-no-keeps", ["compare", "--data", "in/data.csv", "--keep", "", "--out", "o"], "keeps is empty"),
@@ -153,7 +153,7 @@ CASES = [
     ("compress-negative-max-length", ["compress", "model", "--data", "in/data.csv", "--max-length=-1", "--out", "p"],
      "--max-length must be at least 2"),
     ("compress-zero-max-length", ["compress", "model", "--data", "in/data.csv", "--max-length", "0", "--out", "p"], "--max-length must be at least 2"),
-    ("prune-negative-max-length", ["prune", "model", "--data", "in/data.csv", "--heads", "0.5", "--max-length=-1", "--out", "p"],
+    ("prune-negative-max-length", ["prune", "model", "--data", "in/data.csv", "--remove-heads", "0.5", "--max-length=-1", "--out", "p"],
      "--max-length must be at least 2"),
     # 16: wording
     ("subnetwork-keep-one", ["subnetwork", "model", "--data", "in/data.csv", "--keep", "1", "--out", "p"], "keep must be in (0, 1), got keep=1.0"),

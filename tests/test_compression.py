@@ -96,10 +96,13 @@ def test_size_budget_holds_and_the_size_model_is_the_measured_size(tokenizer, ca
     assert [l.intermediate.dense.out_features for l in model.bert.encoder.layer] == c.report_.ffn_after
 
 
-def test_greedy_fits_the_budget_and_options_restrict_the_choice(tokenizer, calibration):
+def test_fallback_fits_the_budget_and_options_restrict_the_choice(tokenizer, calibration):
     model = tiny_bert(tokenizer)
-    greedy = compressor(method="greedy", budget="35%").fit(model, calibration)
-    assert greedy.report_.cost_after <= greedy.report_.limit
+    with pytest.warns(FutureWarning, match="the same method is now method='fallback'"):
+        old_name = compressor(method="greedy", budget="35%").fit(model, calibration)
+    fell_back = compressor(method="fallback", budget="35%").fit(model, calibration)
+    assert fell_back.report_.cost_after <= fell_back.report_.limit and fell_back.report_.method == old_name.report_.method == "fallback"
+    assert np.array_equal(old_name.choice_.keep, fell_back.choice_.keep)
     quant_only = compressor(options=("int8", "fp32"), budget="40%").fit(model, calibration)
     assert sum(quant_only.report_.heads_after) == sum(quant_only.report_.heads_before)
     assert sum(quant_only.report_.ffn_after) == sum(quant_only.report_.ffn_before)
@@ -303,7 +306,7 @@ def test_trainer_compresses_after_training_and_saves_int8(tokenizer, sentences, 
     with pytest.raises(ValueError, match="not both"):
         from hf_qselect.pruning import AnnealingPruner
 
-        QSelectTrainer(model=tiny_bert(tokenizer), args=args, train_dataset=tokenized, pruner=AnnealingPruner(heads=0.5),
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args, train_dataset=tokenized, pruner=AnnealingPruner(remove_heads=0.5),
                        compressor=compressor())
 
 

@@ -76,7 +76,7 @@ def test_bad_rows_are_named(tokenizer):
 def test_cli_prunes_a_causal_lm_that_reloads_plainly_and_still_generates(fmt, model_dir, tmp_path, capsys):
     data = write_format(fmt, tmp_path)
     out = tmp_path / "pruned"
-    assert main(["prune", str(model_dir), "--data", data, "--heads", "0.5", "--ffn", "0.5", "--layers", "0.25", "--uniform",
+    assert main(["prune", str(model_dir), "--data", data, "--remove-heads", "0.5", "--remove-ffn", "0.5", "--remove-layers", "0.25", "--uniform",
                  "--ffn-multiple", "1", "--calibration-rows", "8", "--max-length", "32", "--no-show-progress", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "plain from_pretrained" in printed
@@ -88,7 +88,7 @@ def test_cli_prunes_a_causal_lm_that_reloads_plainly_and_still_generates(fmt, mo
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--heads", "0.9", "--head-unit", "query"], "would leave no query head in a key/value group"),
+    (["--remove-heads", "0.9", "--head-unit", "query"], "would leave no query head in a key/value group"),
     (["--max-length", "1"], "--max-length must be at least 2"),
     (["--gguf-file", "missing.gguf"], "no GGUF file missing.gguf"),
 ])
@@ -102,7 +102,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, match, model_dir, tmp_path, 
 def test_cli_refuses_data_without_text_before_loading(model_dir, tmp_path, capsys):
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "a", "label": 1}\n' * 4)
-    assert main(["prune", str(model_dir), "--data", str(path), "--heads", "0.5", "--out", str(tmp_path / "o")]) == 2
+    assert main(["prune", str(model_dir), "--data", str(path), "--remove-heads", "0.5", "--out", str(tmp_path / "o")]) == 2
     assert "no usable text" in capsys.readouterr().err
 
 
@@ -118,7 +118,7 @@ def test_the_packaged_smollm2_gguf_answers_prunes_and_reloads(tmp_path, capsys):
     assert "Paris" in capsys.readouterr().out
     data = write_format("alpaca", tmp_path)
     out = tmp_path / "smol"
-    assert main(["prune", str(gguf.parent), "--gguf-file", gguf.name, "--data", data, "--layers", "0.04", "--method", "block_influence",
+    assert main(["prune", str(gguf.parent), "--gguf-file", gguf.name, "--data", data, "--remove-layers", "0.04", "--method", "block_influence",
                  "--calibration-rows", "4", "--max-length", "32", "--no-show-progress", "--out", str(out)]) == 0
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers == 29 and "quantization_config" not in model.config.to_dict()

@@ -48,13 +48,13 @@ def reference_logits(model, pruner, x):
 
 
 CASES = [
-    dict(heads=0.5, ffn=0.25, layers=0.25),
-    dict(heads=0.34, head_unit="query", uniform=True, ffn=0.5),
-    dict(heads=0.5, uniform=True, method="greedy"),
-    dict(layers=0.5, method="block_influence"),
-    dict(heads=0.5, ffn=0.5, method="magnitude", uniform=True),
-    dict(heads=0.5, ffn=0.5, layers=0.25, method="random"),
-    dict(layers=0.25, method="greedy", layer_scores="pairs", pair_rows=8),
+    dict(remove_heads=0.5, remove_ffn=0.25, remove_layers=0.25),
+    dict(remove_heads=0.34, head_unit="query", uniform=True, remove_ffn=0.5),
+    dict(remove_heads=0.5, uniform=True, method="greedy"),
+    dict(remove_layers=0.5, method="block_influence"),
+    dict(remove_heads=0.5, remove_ffn=0.5, method="magnitude", uniform=True),
+    dict(remove_heads=0.5, remove_ffn=0.5, remove_layers=0.25, method="random"),
+    dict(remove_layers=0.25, method="greedy", layer_scores="pairs", pair_rows=8),
 ]
 
 
@@ -71,16 +71,16 @@ def test_pruned_logits_equal_the_gated_forward_pass(family, case, calibration):
     shape = adapter_for(model).shape(model)
     assert all(h % k == 0 for h, k in zip(shape.heads_per_layer, shape.kv_heads_per_layer))  # repeat_kv holds
     assert model.config.num_hidden_layers == len(pruner.kept_layers_) == len(model.model.layers)
-    if case.get("heads") and case.get("head_unit") == "query":
+    if case.get("remove_heads") and case.get("head_unit") == "query":
         assert shape.heads_per_layer == (4,) * 4 and shape.kv_heads_per_layer == (2,) * 4  # two of three query heads per group
-    elif case.get("heads"):
+    elif case.get("remove_heads"):
         assert set(shape.kv_heads_per_layer) == {1} and set(shape.heads_per_layer) == {3}  # one of two key/value groups
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_uniform_pruning_reloads_with_plain_from_pretrained_and_generates_the_same_tokens(family, calibration, tmp_path):
     model = tiny(family)
-    AnnealingPruner(heads=0.5, ffn=0.5, layers=0.25, uniform=True, seed=0, show_progress=False, ffn_multiple=1).fit_apply(model, calibration)
+    AnnealingPruner(remove_heads=0.5, remove_ffn=0.5, remove_layers=0.25, uniform=True, seed=0, show_progress=False, ffn_multiple=1).fit_apply(model, calibration)
     x = torch.randint(1, VOCAB, (1, 7))
     before = model.generate(x, max_new_tokens=8, do_sample=False)
     model.save_pretrained(tmp_path / "m")
@@ -116,8 +116,8 @@ def test_completion_only_labels_are_the_loss(calibration):
     """Rows with list-valued labels (-100 on the prompt) score on the completion tokens only."""
     model = tiny()
     masked = calibration.map(lambda row: {"labels": [-100] * (len(row["input_ids"]) // 2) + row["input_ids"][len(row["input_ids"]) // 2:]})
-    a = AnnealingPruner(heads=0.5, method="greedy", seed=0, show_progress=False).fit(model, calibration)
-    b = AnnealingPruner(heads=0.5, method="greedy", seed=0, show_progress=False).fit(model, masked)
+    a = AnnealingPruner(remove_heads=0.5, method="greedy", seed=0, show_progress=False).fit(model, calibration)
+    b = AnnealingPruner(remove_heads=0.5, method="greedy", seed=0, show_progress=False).fit(model, masked)
     assert not np.allclose(np.concatenate(a.scores_.head_importance), np.concatenate(b.scores_.head_importance))
 
 
@@ -140,9 +140,9 @@ def test_the_layer_drop_qubo_energy_is_the_modelled_loss_and_can_overrule_the_ra
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(heads=0.9, head_unit="query"), "would leave no query head in a key/value group"),
-    (dict(heads=0.9, uniform=True), "would remove every key/value group"),
-    (dict(heads=0.5, method="block_influence"), "block_influence.*ranks whole layers"),
+    (dict(remove_heads=0.9, head_unit="query"), "would leave no query head in a key/value group"),
+    (dict(remove_heads=0.9, uniform=True), "would remove every key/value group"),
+    (dict(remove_heads=0.5, method="block_influence"), "block_influence.*ranks whole layers"),
 ])
 def test_budgets_that_empty_a_group_or_a_layer_are_refused_before_work(kwargs, match, calibration):
     with pytest.raises(ValueError, match=match):
@@ -151,10 +151,10 @@ def test_budgets_that_empty_a_group_or_a_layer_are_refused_before_work(kwargs, m
 
 def test_calibration_rows_without_tokens_and_unsupported_families_are_named(calibration):
     with pytest.raises(KeyError, match="no 'input_ids' column"):
-        AnnealingPruner(heads=0.5).fit(tiny(), Dataset.from_dict({"text": ["a b c"] * 4}))
+        AnnealingPruner(remove_heads=0.5).fit(tiny(), Dataset.from_dict({"text": ["a b c"] * 4}))
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
     with pytest.raises(TypeError, match=r"the BERT family .*; the Llama family \(llama, qwen2, mistral\); got GPT2LMHeadModel"):
-        AnnealingPruner(heads=0.5).fit(gpt2, calibration)
+        AnnealingPruner(remove_heads=0.5).fit(gpt2, calibration)
 
 
 def test_compression_refuses_grouped_query_attention_until_it_supports_it(calibration):
@@ -194,7 +194,7 @@ def test_lora_recovery_trains_merges_and_leaves_a_plain_model_of_the_same_shape(
     from hf_qselect.models import calibration_batches
 
     model = tiny()
-    pruner = AnnealingPruner(heads=0.5, ffn=0.5, uniform=True, seed=0, show_progress=False, ffn_multiple=1).fit(model, calibration)
+    pruner = AnnealingPruner(remove_heads=0.5, remove_ffn=0.5, uniform=True, seed=0, show_progress=False, ffn_multiple=1).fit(model, calibration)
     pruner.apply(model)
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     batches = list(calibration_batches(calibration, 8, torch.device("cpu"), 0, causal=True))

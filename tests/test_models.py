@@ -82,7 +82,7 @@ def masks_of(pruner, shape):
 def test_a_registered_family_prunes_and_its_pruned_logits_equal_the_gated_forward_pass(distilbert_family):
     model = tiny_distilbert()
     assert adapter_for(model) is distilbert_family
-    pruner = AnnealingPruner(heads=0.5, ffn=0.5, seed=0, ffn_multiple=1, show_progress=False).fit(model, calibration())
+    pruner = AnnealingPruner(remove_heads=0.5, remove_ffn=0.5, seed=0, ffn_multiple=1, show_progress=False).fit(model, calibration())
     shape = pruner.shape_
     x = torch.randint(1, 120, (3, 9))
     gated_model = copy.deepcopy(model)
@@ -100,26 +100,26 @@ def test_a_registered_family_prunes_and_its_pruned_logits_equal_the_gated_forwar
 
 def test_removing_layers_in_a_registered_family(distilbert_family):
     model = tiny_distilbert()
-    AnnealingPruner(layers=0.34, seed=0, show_progress=False).fit_apply(model, calibration())
+    AnnealingPruner(remove_layers=0.34, seed=0, show_progress=False).fit_apply(model, calibration())
     assert len(model.distilbert.transformer.layer) == 2 and model.config.num_hidden_layers == 2
 
 
 def test_an_unregistered_family_is_refused_naming_the_supported_ones():
     model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50, num_labels=2))
     with pytest.raises(TypeError, match=r"supports the BERT family \(bert, roberta.*got GPT2ForSequenceClassification \(model_type='gpt2'\)"):
-        AnnealingPruner(heads=0.5).fit(model, calibration())
+        AnnealingPruner(remove_heads=0.5).fit(model, calibration())
 
 
 def test_a_peft_wrapped_model_is_refused_with_the_fix():
     peft = pytest.importorskip("peft")
     model = peft.get_peft_model(tiny_bert(), peft.LoraConfig(r=2, target_modules=["query", "value"]))
     with pytest.raises(TypeError, match=r"PEFT-wrapped .*merge_and_unload\(\)"):
-        AnnealingPruner(heads=0.5).fit(model, calibration())
+        AnnealingPruner(remove_heads=0.5).fit(model, calibration())
 
 
 def test_sharded_checkpoints_reload_with_identical_logits(tmp_path):
     model = tiny_bert()
-    AnnealingPruner(heads=0.5, ffn=0.25, seed=0, show_progress=False).fit_apply(model, calibration())
+    AnnealingPruner(remove_heads=0.5, remove_ffn=0.25, seed=0, show_progress=False).fit_apply(model, calibration())
     model.save_pretrained(tmp_path / "sharded", max_shard_size="40KB")
     assert len(weight_files(tmp_path / "sharded")) > 1
     x = torch.randint(1, 120, (2, 8))

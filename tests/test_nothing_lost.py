@@ -61,7 +61,7 @@ sys.exit(main(["publish", sys.argv[4], "--local-dir", str(target), "--overwrite"
 """
 PRUNE = """
 from hf_qselect.cli import main
-sys.exit(main(["prune", sys.argv[4], "--data", sys.argv[5], "--heads", "0.5", "--method", "greedy", "--out", str(target), "--overwrite"]))
+sys.exit(main(["prune", sys.argv[4], "--data", sys.argv[5], "--remove-heads", "0.5", "--method", "greedy", "--out", str(target), "--overwrite"]))
 """
 
 
@@ -93,7 +93,7 @@ def test_a_command_killed_between_the_renames_leaves_one_complete_folder(command
         "select": (SELECT, [str(root / "in.csv")], ["select", "--data", str(root / "in.csv"), "--method", "random", "--keep", "0.5"]),
         "publish": (PUBLISH, [str(root / "sel")], ["publish", str(root / "sel")]),
         "prune": (PRUNE, [str(root / "model"), str(root / "in.csv")], ["prune", str(root / "model"), "--data", str(root / "in.csv"),
-                                                                         "--ffn", "0.5", "--method", "greedy"]),
+                                                                         "--remove-ffn", "0.5", "--method", "greedy"]),
     }[command]
     target = tmp_path / "out"
     flag = "--local-dir" if command == "publish" else "--out"

@@ -60,7 +60,7 @@ def test_every_pruner_parameter_is_a_prune_flag_and_a_recipe_key():
     assert {f.name for f in fields(PruningParams)} <= {a.dest for a in prune._actions}
     keys = recipe_keys(QSelectConfig, AnnealingPruner)
     assert set(keys.values()) == {f.name for f in fields(PruningParams)}
-    assert {"prune_heads", "prune_ffn", "prune_layers", "prune_method", "prune_ffn_multiple", "prune_seed"} <= set(keys)
+    assert {"prune_remove_heads", "prune_remove_ffn", "prune_remove_layers", "prune_method", "prune_ffn_multiple", "prune_seed"} <= set(keys)
 
 
 def test_reproduce_command_remakes_the_same_rows(small, tmp_path, monkeypatch):
@@ -101,7 +101,7 @@ def test_clone_and_get_params_keep_values_as_given(small):
     copy = clone(sel)
     assert type(copy) is InstanceSelector and copy.keep == 0.3 and copy.seed == 5 and isinstance(copy.solver, type(sampler))
     assert sel.get_params(deep=False)["solver"] is sampler  # as given, not a name
-    assert clone(AnnealingPruner(heads=0.5, method="greedy")).get_params()["heads"] == 0.5
+    assert clone(AnnealingPruner(remove_heads=0.5, method="greedy")).get_params()["remove_heads"] == 0.5
     ds, emb = small
     fitted = InstanceSelector(keep=0.5, show_progress=False, n_jobs=1).fit(ds, embeddings=emb)
     assert not hasattr(clone(fitted), "mask_")  # clone copies parameters, not fitted state

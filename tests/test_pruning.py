@@ -36,7 +36,7 @@ def test_budgets_are_met_and_params_drop_as_expected(calibration):
     model = tiny()
     before = sum(p.numel() for p in model.parameters())
     outside = before - LAYERS * layer_params(H, FFN)
-    pruner = AnnealingPruner(heads=0.4, ffn=0.3, layers=0.25, seed=0, show_progress=False).fit(model, calibration)
+    pruner = AnnealingPruner(remove_heads=0.4, remove_ffn=0.3, remove_layers=0.25, seed=0, show_progress=False).fit(model, calibration)
     pruner.apply(model)
     r = pruner.report_
     assert len(r.layers_kept) == 3 and model.config.num_hidden_layers == 3 and len(model.bert.encoder.layer) == 3
@@ -52,7 +52,7 @@ def test_budgets_are_met_and_params_drop_as_expected(calibration):
 
 def test_save_and_reload_give_identical_logits(calibration, tmp_path):
     model = tiny()
-    AnnealingPruner(heads=0.5, ffn=0.25, seed=1, show_progress=False).fit_apply(model, calibration)
+    AnnealingPruner(remove_heads=0.5, remove_ffn=0.25, seed=1, show_progress=False).fit_apply(model, calibration)
     x = torch.randint(1, 200, (2, 11))
     with torch.no_grad():
         expected = model(x).logits
@@ -63,7 +63,7 @@ def test_save_and_reload_give_identical_logits(calibration, tmp_path):
 
 def test_ffn_and_layer_pruning_round_trip_through_plain_from_pretrained(calibration, tmp_path):
     model = tiny()
-    AnnealingPruner(ffn=0.5, layers=0.5, seed=0, show_progress=False).fit_apply(model, calibration)
+    AnnealingPruner(remove_ffn=0.5, remove_layers=0.5, seed=0, show_progress=False).fit_apply(model, calibration)
     model.save_pretrained(tmp_path / "p")
     x = torch.randint(1, 200, (2, 7))
     with torch.no_grad():
@@ -104,7 +104,7 @@ def test_block_quotas_follow_the_importance_ranking():
 
 def test_no_layer_is_left_without_heads(calibration):
     model = tiny()
-    pruner = AnnealingPruner(heads=0.7, seed=0, show_progress=False).fit(model, calibration)
+    pruner = AnnealingPruner(remove_heads=0.7, seed=0, show_progress=False).fit(model, calibration)
     assert pruner.report_.heads_after == 16 - round(0.7 * 16)
     assert all(len(pruner.kept_heads_[l]) >= 1 for l in range(LAYERS))
     offsets = np.array([0, 4, 8, 12, 16])
@@ -118,18 +118,18 @@ def test_bad_input_leaves_the_model_untouched(calibration):
 
     gpt = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
     with pytest.raises(TypeError, match="BERT family"):
-        AnnealingPruner(heads=0.5).fit(gpt, calibration)
+        AnnealingPruner(remove_heads=0.5).fit(gpt, calibration)
     model = tiny()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    for kwargs, match in [({"heads": 1.0}, "heads"), ({"ffn": -0.1}, "ffn"), ({"layers": 0.9}, "remove all"),
-                          ({"heads": 0.95}, "every kept layer"), ({"heads": "half"}, "heads")]:
+    for kwargs, match in [({"remove_heads": 1.0}, "remove_heads"), ({"remove_ffn": -0.1}, "remove_ffn"), ({"remove_layers": 0.9}, "remove all"),
+                          ({"remove_heads": 0.95}, "every kept layer"), ({"remove_heads": "half"}, "remove_heads")]:
         with pytest.raises(ValueError, match=match):
             AnnealingPruner(show_progress=False, **kwargs).fit(model, calibration)
     with pytest.raises(KeyError, match="labels"):
-        AnnealingPruner(heads=0.5, show_progress=False).fit(model, calibration.remove_columns("labels"))
+        AnnealingPruner(remove_heads=0.5, show_progress=False).fit(model, calibration.remove_columns("labels"))
     with pytest.raises(RuntimeError, match="not fitted"):
-        AnnealingPruner(heads=0.5).apply(model)
-    pruner = AnnealingPruner(heads=0.5, ffn=0.5, show_progress=False).fit(model, calibration)
+        AnnealingPruner(remove_heads=0.5).apply(model)
+    pruner = AnnealingPruner(remove_heads=0.5, remove_ffn=0.5, show_progress=False).fit(model, calibration)
     other = BertForSequenceClassification(BertConfig(vocab_size=200, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=H, intermediate_size=FFN))
     with pytest.raises(ValueError, match="differs"):
         pruner.apply(other)
@@ -139,8 +139,8 @@ def test_bad_input_leaves_the_model_untouched(calibration):
 
 def test_qubo_is_at_least_as_good_as_greedy_on_its_own_objective(calibration):
     model = tiny()
-    qubo = AnnealingPruner(ffn=0.5, seed=0, show_progress=False, num_reads=8).fit(model, calibration)
-    greedy = AnnealingPruner(ffn=0.5, method="greedy", show_progress=False).fit(model, calibration)
+    qubo = AnnealingPruner(remove_ffn=0.5, seed=0, show_progress=False, num_reads=8).fit(model, calibration)
+    greedy = AnnealingPruner(remove_ffn=0.5, method="greedy", show_progress=False).fit(model, calibration)
     scores = qubo.scores_
     for layer in range(LAYERS):
         imp, vec = scores.neuron_importance[layer], scores.neuron_vectors[layer]
@@ -167,11 +167,11 @@ def test_cli_prune_a_saved_model(sentences, tmp_path):
     csv = tmp_path / "cal.csv"
     sentences.to_csv(str(csv))
     out = tmp_path / "pruned"
-    assert main(["prune", str(tmp_path / "model"), "--data", str(csv), "--heads", "0.5", "--ffn", "0.25", "--out", str(out)]) == 0
+    assert main(["prune", str(tmp_path / "model"), "--data", str(csv), "--remove-heads", "0.5", "--remove-ffn", "0.25", "--out", str(out)]) == 0
     model = load_pruned(out)
     assert model.config.intermediate_size == 48 and sum(l.attention.self.query.out_features for l in model.bert.encoder.layer) == 8 * D
     assert (out / "pruning.png").exists() and (out / "pruning_report.json").exists()
-    assert main(["prune", str(tmp_path / "model"), "--data", str(csv), "--heads", "1.2", "--out", str(tmp_path / "x")]) == 2
+    assert main(["prune", str(tmp_path / "model"), "--data", str(csv), "--remove-heads", "1.2", "--out", str(tmp_path / "x")]) == 2
 
 
 def test_ffn_width_rounds_down_to_the_multiple(calibration):
@@ -181,9 +181,30 @@ def test_ffn_width_rounds_down_to_the_multiple(calibration):
     assert ffn_keep_width(64, 0.25, 64) == 48  # no whole multiple left: the exact budget
     assert ffn_keep_width(1536, 0.0, 64) == 1536
     model = tiny()
-    pruner = AnnealingPruner(ffn=0.3, seed=0, ffn_multiple=16, show_progress=False)
+    pruner = AnnealingPruner(remove_ffn=0.3, seed=0, ffn_multiple=16, show_progress=False)
     pruner.fit_apply(model, calibration)
     assert pruner.report_.ffn_width_after == 32 == model.config.intermediate_size  # 45 kept -> 32
     assert all(len(n) == 32 for n in pruner.kept_neurons_.values())
     with pytest.raises(ValueError, match="ffn_multiple"):
-        AnnealingPruner(ffn=0.3, ffn_multiple=0, show_progress=False).fit(tiny(), calibration)
+        AnnealingPruner(remove_ffn=0.3, ffn_multiple=0, show_progress=False).fit(tiny(), calibration)
+
+
+def test_the_old_fraction_names_still_work_with_a_warning():
+    """Issue 25: the fractions say they are removed (remove_heads, ...); heads=/--heads work for one release."""
+    import warnings
+
+    from sklearn.base import clone
+
+    with pytest.warns(FutureWarning, match=r"AnnealingPruner\(heads=...\) is deprecated: use remove_heads="):
+        old = AnnealingPruner(heads=0.5, ffn=0.25, layers=0.1)
+    assert old.get_params() == AnnealingPruner(remove_heads=0.5, remove_ffn=0.25, remove_layers=0.1).get_params()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clone(old).get_params() == old.get_params()  # clone passes the new names: no warning
+    with pytest.raises(TypeError, match="got both 'heads' and 'remove_heads'"):
+        AnnealingPruner(heads=0.5, remove_heads=0.5)
+    from hf_qselect.cli import build_parser
+
+    with pytest.warns(FutureWarning, match="--heads is deprecated: use --remove-heads"):
+        args = build_parser().parse_args(["prune", "m", "--data", "d.csv", "--heads", "0.3", "--out", "o"])
+    assert args.remove_heads == 0.3 and not hasattr(args, "heads")

@@ -113,14 +113,14 @@ def test_recipe_round_trips_through_hfargumentparser(tmp_path):
               "num_train_epochs": 2, "report_to": "none", "selection_class_balance": 0.5, "seed": 42}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    model, data, config = parse_recipe(path, ["--selection_keep", "0.4", "--prune_heads", "0.25", "--prune_seed", "3"])
-    assert config.prune_heads == 0.25 and config.prune_ffn == 0.0 and config.prune_at == "start"
+    model, data, config = parse_recipe(path, ["--selection_keep", "0.4", "--prune_remove_heads", "0.25", "--prune_seed", "3"])
+    assert config.prune_remove_heads == 0.25 and config.prune_remove_ffn == 0.0 and config.prune_at == "start"
     assert data.dataset == "data.csv" and config.selection_method == "random" and config.selection_class_balance == 0.5
     assert config.selection_keep == 0.4 and config.num_train_epochs == 2 and config.report_to == []
     assert [type(x) for x in (model, data, config)] == list(RECIPE_DATACLASSES)
     selector, pruner = config.make_selector(), config.make_pruner()
     assert (selector.keep, selector.method, selector.class_balance, selector.seed) == (0.4, "random", 0.5, 0)
-    assert (pruner.heads, pruner.method, pruner.seed) == (0.25, "qubo", 3)  # each application's own seed, not the training seed
+    assert (pruner.remove_heads, pruner.method, pruner.seed) == (0.25, "qubo", 3)  # each application's own seed, not the training seed
     path.write_text(yaml.safe_dump({**recipe, "kep": 0.3}))
     with pytest.raises(ValueError, match="kep"):
         parse_recipe(path)
@@ -133,12 +133,12 @@ def test_old_recipe_keys_still_work_with_a_warning_naming_the_new_key(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"dataset": "data.csv", "keep": 0.3, "size_budget": "20%", "output_dir": str(tmp_path / "o")}))
     with pytest.warns(FutureWarning, match="'keep' is deprecated: use 'selection_keep'"):
-        _, _, config = parse_recipe(path, ["--heads", "0.25"])
-    assert (config.selection_keep, config.compress_budget, config.prune_heads) == (0.3, "20%", 0.25)
+        _, _, config = parse_recipe(path, ["--heads", "0.25", "--prune_ffn", "0.5"])  # the bare key, then the prefixed one
+    assert (config.selection_keep, config.compress_budget, config.prune_remove_heads, config.prune_remove_ffn) == (0.3, "20%", 0.25, 0.5)
     from hf_qselect import QSelectConfig
 
-    with pytest.warns(FutureWarning, match="'ffn' is deprecated: use 'prune_ffn'"):
-        assert QSelectConfig(output_dir=str(tmp_path / "p"), ffn=0.5, report_to=[]).prune_ffn == 0.5
+    with pytest.warns(FutureWarning, match="'ffn' is deprecated: use 'prune_remove_ffn'"):
+        assert QSelectConfig(output_dir=str(tmp_path / "p"), ffn=0.5, report_to=[]).prune_remove_ffn == 0.5
     path.write_text(yaml.safe_dump({"keep": 0.3, "selection_keep": 0.5, "output_dir": str(tmp_path / "o")}))
     with pytest.raises(ValueError, match="gives both 'keep' and 'selection_keep'"):
         parse_recipe(path)
@@ -156,7 +156,7 @@ def test_train_command_on_a_tiny_recipe(sentences, tokenizer, tmp_path, monkeypa
               "report_to": "none", "save_strategy": "no", "use_cpu": True, "disable_tqdm": True}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path), "--selection_seed", "1", "--prune_heads", "0.5", "--prune_ffn", "0.5"]) == 0
+    assert main(["train", str(path), "--selection_seed", "1", "--prune_remove_heads", "0.5", "--prune_remove_ffn", "0.5"]) == 0
     out = capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
     assert summary["rows_full"] == 38 and summary["rows_kept"] == 19
@@ -173,7 +173,7 @@ def test_pruning_with_the_trainer(tokenized, tokenizer, tmp_path, prune_at):
     from hf_qselect.pruning import AnnealingPruner, load_pruned
 
     model = tiny_bert(tokenizer)
-    pruner = AnnealingPruner(heads=0.5, ffn=0.25, seed=0, show_progress=False)
+    pruner = AnnealingPruner(remove_heads=0.5, remove_ffn=0.25, seed=0, show_progress=False)
     evaluation = tokenized.select(range(16)) if prune_at == "end" else None  # "start": no eval set, nothing evaluated
     trainer = QSelectTrainer(model=model, args=args(tmp_path), train_dataset=tokenized, processing_class=tokenizer, eval_dataset=evaluation,
                              instance_selector=selector(), pruner=pruner, prune_at=prune_at, recovery_epochs=1)
@@ -202,11 +202,11 @@ def test_pruner_bad_input_before_training(tokenized, tokenizer, tmp_path):
     from hf_qselect.pruning import AnnealingPruner
 
     with pytest.raises(ValueError, match="prune_at"):
-        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, pruner=AnnealingPruner(heads=0.5), prune_at="middle")
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, pruner=AnnealingPruner(remove_heads=0.5), prune_at="middle")
     with pytest.raises(ValueError, match="heads"):
-        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, pruner=AnnealingPruner(heads=1.5))
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized, pruner=AnnealingPruner(remove_heads=1.5))
     with pytest.raises(ValueError, match="input_ids"):
-        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized.remove_columns("input_ids"), pruner=AnnealingPruner(heads=0.5))
+        QSelectTrainer(model=tiny_bert(tokenizer), args=args(tmp_path), train_dataset=tokenized.remove_columns("input_ids"), pruner=AnnealingPruner(remove_heads=0.5))
 
 
 @pytest.mark.parametrize("recipe", ["recipes/demo_rotten_tomatoes.yaml", "recipes/vader_nyt.yaml"])
@@ -222,9 +222,9 @@ def test_model_card_is_written_once_at_the_end_not_per_checkpoint(tokenized, tok
 
     config = QSelectConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_train_epochs=1, report_to=[],
                            save_strategy="steps", save_steps=1, disable_tqdm=True, use_cpu=True, selection_keep=0.5,
-                           selection_block_size=12, selection_n_jobs=1, selection_show_progress=False, prune_heads=0.5)
+                           selection_block_size=12, selection_n_jobs=1, selection_show_progress=False, prune_remove_heads=0.5)
     trainer = QSelectTrainer(model=tiny_bert(tokenizer), args=config, train_dataset=tokenized, processing_class=tokenizer)
-    assert trainer.instance_selector.keep == 0.5 and trainer.pruner.heads == 0.5  # built from the config
+    assert trainer.instance_selector.keep == 0.5 and trainer.pruner.remove_heads == 0.5  # built from the config
     trainer.train()
     checkpoints = sorted((tmp_path / "run").glob("checkpoint-*"))
     assert len(checkpoints) == 3

@@ -12,7 +12,7 @@ from ..annealing import anneal_settings
 from ..params import DeclaredParams
 from ..qubo import AnnealSettings, get_solver
 from .costs import CostModel, latency_costs, size_costs
-from .formulation import Formulation, fill, greedy, loss_of
+from .formulation import Formulation, fallback, fill, loss_of
 from .layout import POOLER, ROLES, Choice, Layout, build_layout, keep_best
 from .params import CompressionParams
 from .quantize import check_not_quantized, quantize_linears, weight_bytes
@@ -46,7 +46,7 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         """Measure the costs and sensitivities on ``calibration_dataset`` (tokenized, with labels) and choose."""
         from ..models import adapter_for, check_calibration
 
-        self.check_params()
+        method = self.check_params()["method"]
         adapter = adapter_for(model, what="compression")
         shape = adapter.shape(model)
         if shape.kv_heads_per_layer != shape.heads_per_layer:
@@ -79,8 +79,8 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         form = Formulation(layout, sens, cost, self.beta, self.options)
         start = time.perf_counter()
         search: dict[str, Any] = {}
-        if self.method == "greedy":
-            choice = greedy(form, limit)
+        if method == "fallback":
+            choice = fallback(form, limit)
             filled = 0
         else:
             solver = get_solver(self.solver)
@@ -92,9 +92,9 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         self.size_model_ = sizes
         drop_loss, quant_loss = loss_of(choice, layout, sens, self.beta)
         self.report_ = CompressionReport(
-            method=self.method, budget=str(target), budget_kind=target.kind, limit=float(limit), cost_unit=cost.unit,
-            budget_form=self.budget_form if self.method == "qubo" else None,
-            solver=get_solver(self.solver).name if self.method == "qubo" else None, seed=self.seed, options=list(self.options),
+            method=method, budget=str(target), budget_kind=target.kind, limit=float(limit), cost_unit=cost.unit,
+            budget_form=self.budget_form if method == "qubo" else None,
+            solver=get_solver(self.solver).name if method == "qubo" else None, seed=self.seed, options=list(self.options),
             cost_before=float(form.full_cost), cost_after=float(cost.evaluate(layout, choice)),
             predicted_bytes_before=float(full_bytes), predicted_bytes_after=float(sizes.evaluate(layout, choice)),
             drop_loss=drop_loss, quant_loss=quant_loss, fill_moves=int(filled), search=search,

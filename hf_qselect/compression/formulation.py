@@ -1,4 +1,4 @@
-"""The joint pruning + bit-width QUBO (seed 001), its budget search, and the greedy baseline.
+"""The joint pruning + bit-width QUBO (seed 001), its budget search, and the fall-back baseline.
 
 Every unit is a one-hot group ``{drop, keep}`` (``{keep}`` for the unit a layer must keep) and every module a
 one-hot group ``{int8, fp32}`` (``{fp32}`` without the int8 option). With ``D_u`` the loss of dropping unit ``u``,
@@ -204,7 +204,7 @@ def fill(form: Formulation, choice: Choice, limit: float) -> tuple[Choice, int]:
         choice, moves = best, moves + 1
 
 
-def greedy(form: Formulation, limit: float) -> Choice:
+def fallback(form: Formulation, limit: float) -> Choice:
     """int8 everywhere allowed; drop the unit that loses least per cost saved until the budget holds; then fall back
     to fp32 the modules whose error is largest per cost while the budget still holds (as Intel Neural Compressor's
     fall-back), and re-add what fits."""

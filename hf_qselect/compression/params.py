@@ -7,9 +7,10 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any, Optional
 
 from ..annealing import annealing
-from ..params import boolean, check_params, fraction, integer, one_of, optional, param
+from ..params import boolean, check_params, fraction, integer, one_of, optional, param, renamed_value
 
-COMPRESS_METHODS = ("qubo", "greedy")
+COMPRESS_METHODS = ("qubo", "fallback")
+RENAMED_METHODS = {"greedy": "fallback"}  # "greedy" names the importance ranking in pruning and subnetworks
 OPTIONS = ("drop", "int8", "fp32")
 BUDGET_FORMS = ("reward", "penalty")
 DEFAULT_BUDGET = "25%"
@@ -85,8 +86,10 @@ class CompressionParams:
     solver: Any = annealing("solver")
     seed: Optional[int] = annealing("seed")
     _: KW_ONLY
-    method: str = param("qubo", "qubo: one QUBO over every choice; greedy: int8 everywhere, drop the cheapest units, fall back to fp32",
-                        check=one_of(lambda: list(COMPRESS_METHODS)), choices=lambda: list(COMPRESS_METHODS))
+    method: str = param("qubo", "qubo: one QUBO over every choice; fallback (formerly greedy): int8 everywhere, drop the cheapest "
+                        "units, fall back to fp32 (Intel Neural Compressor's strategy)",
+                        check=one_of(lambda: list(COMPRESS_METHODS), RENAMED_METHODS), choices=lambda: list(COMPRESS_METHODS),
+                        parse=renamed_value(RENAMED_METHODS))
     budget_form: str = param("reward", "reward: the paper's -gamma*R, gamma searched to fit; penalty: lambda*(cost - budget)^2",
                              check=one_of(lambda: list(BUDGET_FORMS)), choices=lambda: list(BUDGET_FORMS))
     beta: float = param(1.0, "weight of the Fisher-weighted quantization error against the pruning loss", check=fraction(0.0, 1e9))

@@ -10,6 +10,7 @@ from ..params import boolean, check_params, fraction, integer, one_of, param
 
 PRUNE_METHODS = ("qubo", "greedy", "magnitude", "random", "block_influence")
 HEAD_UNITS = ("auto", "group", "query")
+RENAMED = {"heads": "remove_heads", "ffn": "remove_ffn", "layers": "remove_layers"}  # old names, accepted with a FutureWarning
 LAYER_SCORES = ("auto", "influence", "pairs")
 
 
@@ -24,9 +25,9 @@ def check_budget(name: str, value: Any) -> float:
 class PruningParams:
     """Every parameter of :class:`~hf_qselect.pruning.AnnealingPruner`."""
 
-    heads: float = param(0.0, "fraction of (query) attention heads to remove, in [0, 1)", check=check_budget)
-    ffn: float = param(0.0, "fraction of FFN neurons to remove (same in every layer), in [0, 1)", check=check_budget)
-    layers: float = param(0.0, "fraction of layers to remove, in [0, 1)", check=check_budget)
+    remove_heads: float = param(0.0, "fraction of (query) attention heads to remove, in [0, 1)", check=check_budget)
+    remove_ffn: float = param(0.0, "fraction of FFN neurons to remove (same in every layer), in [0, 1)", check=check_budget)
+    remove_layers: float = param(0.0, "fraction of layers to remove, in [0, 1)", check=check_budget)
     solver: Any = annealing("solver")
     seed: Optional[int] = annealing("seed")
     _: KW_ONLY

@@ -1,6 +1,7 @@
 """``AnnealingPruner``: fit on a model and a calibration set, then physically remove heads, FFN neurons and layers."""
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any
 
@@ -9,9 +10,9 @@ from datasets import Dataset
 
 from ..annealing import anneal_settings
 from ..models import adapter_for, remove_units, check_calibration, kept_groups, unit_weight_norms
-from ..params import DeclaredParams
+from ..params import DeclaredParams, renamed_kwargs
 from ..qubo import AnnealSettings, get_solver
-from .params import PruningParams
+from .params import RENAMED, PruningParams
 from .report import PruningReport
 from .scores import UnitScores, compute_scores
 from .units import select_in_groups, select_units
@@ -31,7 +32,8 @@ def count_parameters(model) -> int:
 
 
 class AnnealingPruner(DeclaredParams, PruningParams):
-    """Remove ``heads``, ``ffn`` (fractions of attention heads / FFN neurons) and ``layers`` (fraction of layers).
+    """Remove ``remove_heads``, ``remove_ffn`` (fractions of attention heads / FFN neurons) and ``remove_layers``
+    (fraction of layers). The old names ``heads``, ``ffn`` and ``layers`` still work, with a ``FutureWarning``.
 
     ``method="qubo"`` keeps units by annealing importance-minus-redundancy QUBOs; ``method="greedy"`` keeps
     the most important units (Michel-style ranking) under the same budgets. FFN width stays equal across
@@ -43,8 +45,12 @@ class AnnealingPruner(DeclaredParams, PruningParams):
     ``scores_``, ``shape_``, ``report_``.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        PruningParams.__init__(self, *args, **renamed_kwargs(kwargs, RENAMED, "AnnealingPruner"))
+
     def __repr__(self) -> str:
-        return f"AnnealingPruner(heads={self.heads}, ffn={self.ffn}, layers={self.layers}, method={self.method!r}, solver={self.solver!r}, seed={self.seed})"
+        return (f"AnnealingPruner(remove_heads={self.remove_heads}, remove_ffn={self.remove_ffn}, remove_layers={self.remove_layers}, "
+                f"method={self.method!r}, solver={self.solver!r}, seed={self.seed})")
 
     def _settings(self) -> AnnealSettings:
         return anneal_settings(self, show_progress=False)
@@ -57,7 +63,7 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         rows (comparing methods on one scoring); they are not checked against the model."""
         adapter = adapter_for(model, what="structured pruning")
         checked = self.check_params()
-        budgets = {name: checked[name] for name in ("heads", "ffn", "layers")}
+        budgets = {name: checked[f"remove_{name}"] for name in ("heads", "ffn", "layers")}  # fractions removed
         causal = adapter.can_generate(model)
         check_calibration(calibration_dataset, causal)
         shape = adapter.shape(model)
@@ -99,7 +105,7 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         width = shape.ffn_per_layer[kept_layers[0]]
         keep_width = ffn_keep_width(int(width), budgets["ffn"], int(self.ffn_multiple))
         if keep_width < 1:
-            raise ValueError(f"ffn={budgets['ffn']} would remove every FFN neuron")
+            raise ValueError(f"remove_ffn={budgets['ffn']} would remove every FFN neuron")
         kept_neurons, energies["ffn"] = {}, 0.0
         for l in kept_layers:
             choice = select_units(scores.neuron_importance[l], scores.neuron_vectors[l], keep_width, settings, self.redundancy_weight, rank)
@@ -132,11 +138,11 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         """Every budget checked against a model's shape (``adapter.config_shape(config)`` before loading it)."""
         checked = self.check_params()
         n_layers = len(shape.heads_per_layer)
-        if n_layers - int(round(checked["layers"] * n_layers)) < 1:
-            raise ValueError(f"layers={checked['layers']} would remove all {n_layers} layers")
-        if self.method == "block_influence" and (checked["heads"] or checked["ffn"]):
-            raise ValueError("method='block_influence' ranks whole layers (ShortGPT); set heads=0 and ffn=0, or use another method")
-        self._check_head_budget(shape, checked["heads"], self._head_unit(shape))
+        if n_layers - int(round(checked["remove_layers"] * n_layers)) < 1:
+            raise ValueError(f"remove_layers={checked['remove_layers']} would remove all {n_layers} layers")
+        if self.method == "block_influence" and (checked["remove_heads"] or checked["remove_ffn"]):
+            raise ValueError("method='block_influence' ranks whole layers (ShortGPT); set remove_heads=0 and remove_ffn=0, or use another method")
+        self._check_head_budget(shape, checked["remove_heads"], self._head_unit(shape))
 
     def _head_unit(self, shape) -> str:
         """``head`` without grouped-query attention, else ``group`` or ``query`` (``auto``: ``group``)."""
@@ -150,13 +156,13 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             return
         for l, (n_heads, n_kv) in enumerate(zip(shape.heads_per_layer, shape.kv_heads_per_layer)):
             if head_unit == "query" and (n_heads // n_kv) - int(round(heads * (n_heads // n_kv))) < 1:
-                raise ValueError(f"heads={heads} would leave no query head in a key/value group of layer {l} "
-                                 f"({n_heads // n_kv} query heads per group); lower heads or use head_unit='group'")
+                raise ValueError(f"remove_heads={heads} would leave no query head in a key/value group of layer {l} "
+                                 f"({n_heads // n_kv} query heads per group); lower remove_heads or use head_unit='group'")
             if self.uniform and head_unit in ("group", "head"):
                 units = n_kv if head_unit == "group" else n_heads
                 if units - int(round(heads * units)) < 1:
-                    raise ValueError(f"heads={heads} would remove every {'key/value group' if head_unit == 'group' else 'head'} "
-                                     f"of layer {l} ({units}); lower heads")
+                    raise ValueError(f"remove_heads={heads} would remove every {'key/value group' if head_unit == 'group' else 'head'} "
+                                     f"of layer {l} ({units}); lower remove_heads")
 
     def _unit_scores(self, model, adapter, calibration_dataset, shape) -> UnitScores:
         """Taylor importances and redundancy signals (qubo, greedy, block_influence), or weight norms (magnitude) or
@@ -219,7 +225,7 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             units = np.concatenate([np.arange(unit_offsets[l], unit_offsets[l + 1]) for l in kept_layers])
             keep = len(units) - int(round(heads * len(units)))
             if keep < len(kept_layers):
-                raise ValueError(f"heads={heads} leaves {keep} heads for {len(kept_layers)} layers; every kept layer needs one")
+                raise ValueError(f"remove_heads={heads} leaves {keep} heads for {len(kept_layers)} layers; every kept layer needs one")
             flat = np.concatenate([importance[l] / (np.linalg.norm(importance[l]) or 1.0) for l in kept_layers])
             choice = select_units(flat, vectors[units], keep, settings, self.redundancy_weight, rank)
             kept_units, repairs = self._fill_empty_layers(units[choice.kept], units, flat, unit_offsets, kept_layers)
@@ -278,3 +284,6 @@ def _group_rows(head_rows: np.ndarray, size: int) -> np.ndarray:
     norms = np.linalg.norm(summed, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (summed / norms).astype(np.float32)
+
+
+AnnealingPruner.__init__.__signature__ = inspect.signature(PruningParams.__init__)  # the declared parameters, for help and IDEs

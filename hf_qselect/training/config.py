@@ -4,7 +4,7 @@ configs do).
 The options are generated from their single declarations (:class:`~hf_qselect.selection.SelectionParams`,
 :class:`~hf_qselect.pruning.PruningParams`, :class:`~hf_qselect.compression.CompressionParams`) under one key
 scheme: ``<prefix>_<parameter>`` with the prefix ``selection``, ``prune`` or ``compress`` (``selection_keep``,
-``prune_heads``, ``compress_budget``). Each application's seed is its own key (``selection_seed``, ``prune_seed``,
+``prune_remove_heads``, ``compress_budget``). Each application's seed is its own key (``selection_seed``, ``prune_seed``,
 ``compress_seed``, all 0 by default); the training ``seed`` seeds training only. The keys used before this scheme
 still work, with a ``FutureWarning`` naming the new key (:data:`RENAMED_KEYS`).
 """
@@ -40,7 +40,8 @@ RENAMED_KEYS = {
     "selection_progress": "selection_show_progress", "sampler_params": "selection_sampler_params", "class_balance": "selection_class_balance",
     "denoise": "selection_denoise", "noise_confidence": "selection_noise_confidence", "polish": "selection_polish",
     "score_rows": "selection_score_rows", "chunk_rows": "selection_chunk_rows", "candidates": "selection_candidates",
-    "heads": "prune_heads", "ffn": "prune_ffn", "layers": "prune_layers", "redundancy_weight": "prune_redundancy_weight",
+    "heads": "prune_remove_heads", "ffn": "prune_remove_ffn", "layers": "prune_remove_layers",
+    "prune_heads": "prune_remove_heads", "prune_ffn": "prune_remove_ffn", "prune_layers": "prune_remove_layers", "redundancy_weight": "prune_redundancy_weight",
     "ffn_multiple": "prune_ffn_multiple", "prune_progress": "prune_show_progress", "size_budget": "compress_budget",
     "latency_budget": "compress_latency_ms", "quantize_options": "compress_options", "latency_batch": "compress_latency_batch",
     "latency_length": "compress_latency_length", "compress_progress": "compress_show_progress",
@@ -77,7 +78,7 @@ class QSelectConfig(TrainingArguments, SelectionArguments, PruningArguments, Com
 
     @property
     def prunes(self) -> bool:
-        return bool(self.prune_heads or self.prune_ffn or self.prune_layers)
+        return bool(self.prune_remove_heads or self.prune_remove_ffn or self.prune_remove_layers)
 
     def make_selector(self, text_column: str = "text", label_column: str = "label"):
         """The :class:`~hf_qselect.selection.InstanceSelector` these options describe (``None`` when not selecting)."""
