@@ -127,14 +127,17 @@ def one_of(choices: Callable[[], list], renamed: dict[str, str] | None = None) -
     return check
 
 
-def renamed_kwargs(kwargs: dict[str, Any], renamed: dict[str, str], where: str) -> dict[str, Any]:
-    """``kwargs`` with old parameter names replaced by the new ones (a ``FutureWarning`` each); both is an error."""
-    out = dict(kwargs)
+def renamed_kwargs(values: dict[str, Any], renamed: dict[str, str], where: str, *, error: type[Exception] = TypeError,
+                   form: str = "{}=") -> dict[str, Any]:
+    """``values`` with old names replaced by the new ones (a ``FutureWarning`` each, naming both as ``form`` shows
+    them); giving both is an ``error``."""
+    out = dict(values)
     for old, new in renamed.items():
         if old in out:
+            was, now = form.format(old), form.format(new)
             if new in out:
-                raise TypeError(f"{where} got both {old!r} and {new!r}: {old!r} is the old name of {new!r}; keep {new!r}")
-            warnings.warn(f"{where}({old}=...) is deprecated: use {new}=", FutureWarning, stacklevel=3)
+                raise error(f"{where} gives both {was} and {now}: {was} is the old name of {now}; keep {now}")
+            warnings.warn(f"{where} {was} is deprecated: use {now}", FutureWarning, stacklevel=3)
             out[new] = out.pop(old)
     return out
 

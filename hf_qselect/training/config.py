@@ -11,14 +11,13 @@ still work, with a ``FutureWarning`` naming the new key (:data:`RENAMED_KEYS`).
 from __future__ import annotations
 
 import inspect
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import TrainingArguments
 
 from ..compression import CompressionParams
-from ..params import from_recipe, recipe_dataclass
+from ..params import from_recipe, recipe_dataclass, renamed_kwargs
 from ..pruning import PruningParams
 from ..selection import SelectionParams
 
@@ -50,14 +49,7 @@ RENAMED_KEYS = {
 
 def renamed(values: dict[str, Any], where: str = "recipe") -> dict[str, Any]:
     """``values`` with every old key replaced by its new one (a ``FutureWarning`` each); giving both is an error."""
-    out = dict(values)
-    for old, new in RENAMED_KEYS.items():
-        if old in out:
-            if new in out:
-                raise ValueError(f"{where} gives both {old!r} and {new!r}: {old!r} is the old name of {new!r}; keep {new!r}")
-            warnings.warn(f"{where} key {old!r} is deprecated: use {new!r}", FutureWarning, stacklevel=3)
-            out[new] = out.pop(old)
-    return out
+    return renamed_kwargs(values, RENAMED_KEYS, f"{where} key", error=ValueError, form="{!r}")
 
 
 @dataclass
