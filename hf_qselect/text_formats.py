@@ -28,7 +28,7 @@ def detect_format(columns: list[str], text_column: str = "text") -> str:
     if text_column in columns:
         return "text"
     raise KeyError(f"no usable text: the columns {columns} hold none of a 'messages' column, 'prompt'/'completion', "
-                   f"Alpaca's 'instruction'/'output', or the text column {text_column!r}")
+                   f"Alpaca's 'instruction'/'output', or text_column={text_column!r}")
 
 
 def check_messages(messages: Any, row: int) -> list[dict[str, str]]:
@@ -66,6 +66,35 @@ def prompt_and_answer(row: dict[str, Any], fmt: str, tokenizer: Any, row_index: 
         head = render_messages(messages, tokenizer, add_generation_prompt=True)
         return head, answer + ((tokenizer.eos_token or "") if tokenizer is not None else "")
     return prompt, answer
+
+
+def row_texts(dataset: Any, text_column: str = "text", tokenizer: Any = None) -> tuple[list[str], str]:
+    """``(one text per row, the format)``: the text column as it is, or each instruction / chat row rendered whole
+    (prompt and response; ``messages`` through ``tokenizer``'s chat template when given, else ``role: content``
+    lines). A one-line error names the first bad row (turns that are not role/content, an empty response)."""
+    fmt = "text" if text_column in dataset.column_names else detect_format(dataset.column_names, text_column)
+    if fmt == "text":
+        from .validation import text_values
+
+        return text_values(dataset, text_column), fmt
+    columns = {"messages": ["messages"], "prompt_completion": ["prompt", "completion"],
+               "alpaca": ["instruction", "input", "output"]}[fmt]
+    table = dataset.select_columns([c for c in columns if c in dataset.column_names]).to_dict()
+    texts = []
+    for index in range(len(dataset)):
+        row = {k: v[index] for k, v in table.items()}
+        if fmt == "messages":
+            texts.append(render_messages(check_messages(row["messages"], index), tokenizer))
+            continue
+        for name in columns:
+            if name in row and row[name] is not None and not isinstance(row[name], str):
+                raise TypeError(f"row {index}: column {name!r} must hold strings, got {type(row[name]).__name__}")
+        parts = [row["prompt"]] if fmt == "prompt_completion" else [row["instruction"], row.get("input") or ""]
+        answer = row["completion" if fmt == "prompt_completion" else "output"]
+        if not answer or not answer.strip():
+            raise ValueError(f"row {index}: the response is empty; drop such rows first")
+        texts.append("\n\n".join(p for p in (*parts, answer) if p))
+    return texts, fmt
 
 
 def tokenize_causal(dataset: Any, tokenizer: Any, max_length: int, text_column: str = "text", fmt: str = "auto") -> Any:

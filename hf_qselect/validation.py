@@ -73,7 +73,8 @@ def check_labels(values: Sequence[Any], column: str) -> list[Any]:
     if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
         raise ValueError(f"label column {column!r} has missing values")
     if any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in values):
-        raise ValueError(f"label column {column!r} holds lists (multi-label); selection needs one class label per row")
+        raise ValueError(f"label column {column!r} holds lists (multi-label); selection needs one class label per row (a list of "
+                         "token ids is not one either): give a class column, or label_column=None to select without class labels")
     floats = [v for v in values if isinstance(v, (float, np.floating))]
     if floats:
         fractional = [v for v in floats if not float(v).is_integer()]

@@ -41,6 +41,17 @@ def reproduce_command(report: SelectionReport, source: str) -> str:
     return " ".join(shlex.quote(a) for a in ["hf-qselect", "select", "--data", source, *flags, "--out", "reduced"])
 
 
+def labelled(report: SelectionReport) -> bool:
+    """Whether the selection used class labels (older reports have no ``label_column`` entry: they did)."""
+    return report.params.get("label_column", "label") is not None
+
+
+def task_category(report: SelectionReport) -> str:
+    """The Hub task of the data: classification with class labels; text generation for chat, instruction or plain
+    text selected without labels."""
+    return "text-classification" if labelled(report) else "text-generation"
+
+
 def render_dataset_card(
     splits: dict[str, Dataset],
     report: SelectionReport,
@@ -56,7 +67,7 @@ def render_dataset_card(
     train = splits["train"]
     data = DatasetCardData(
         pretty_name=pretty_name or f"{source} reduced to {1 - report.reduction:.0%} by hf_qselect",
-        task_categories=["text-classification"],
+        task_categories=[task_category(report)],
         size_categories=[size_category(len(train))],
         source_datasets=[source],
         tags=TAGS,
@@ -85,6 +96,8 @@ def render_dataset_card(
         method=report.method,
         formulation=report.formulation or "none",
         solver=report.solver or "none",
+        group_word="class" if labelled(report) else "group",
+        grouping=f"Quotas per {report.grouping}." if report.grouping else "",
         class_rows="\n".join(f"| {c} | {v['before']} | {v['after']} |" for c, v in report.kept_per_class.items()),
         param_rows="\n".join(f"| {k} | `{v}` |" for k, v in params.items() if v is not None),
         measure_rows="\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in measures.items() if v is not None),
@@ -94,7 +107,7 @@ def render_dataset_card(
         diagnostics=(f"## Label diagnostics\n\n{flagged} of {report.n_rows} source rows are flagged as likely mislabelled: an out-of-fold "
                      f"classifier on the embeddings gives another class a probability of at least {report.params.get('noise_confidence', 0.8)}. "
                      f"`{scores_file}` lists every source row with its label, that classifier's probability of the label, its prediction, "
-                     "the flag, its block and whether it was kept.") if scores_file else "",
+                     "the flag, its block and whether it was kept.") if scores_file and labelled(report) else "",
         command=reproduce_command(report, source),
         versions=", ".join(f"{k} {v}" for k, v in library_versions().items()),
     )

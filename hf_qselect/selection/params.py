@@ -37,8 +37,10 @@ class SelectionParams:
     keep: float = param(0.5, "fraction of rows to keep, in (0, 1]; exactly round(keep * n) rows are kept", check=passes(check_keep))
     method: str = param("qubo", "selection method; auto: the best candidate in a paired 3-fold probe on the rows given",
                         check=one_of(lambda: [*METHODS, "auto"]), choices=lambda: [*METHODS, "auto"])
-    text_column: str = param("text", "column holding the text to embed", check=string(), recipe=False)
-    label_column: str = param("label", "column holding the class label", check=string(), recipe=False)
+    text_column: str = param("text", "column holding the text to embed (without it: a 'messages', 'prompt'/'completion' or "
+                             "Alpaca 'instruction'/'input'/'output' row is embedded whole)", check=string(), recipe=False)
+    label_column: Optional[str] = param("label", "column holding the class label; none: select without class labels (one group, "
+                                        "or the strata)", check=string(none=True), parse=optional(str), recipe=False)
     embedder: Any = param(None, "sentence-transformers path, hub id or model; None = the packaged all-MiniLM-L6-v2",
                           check=_embedder, parse=optional(str), recipe_type=Optional[str])
     solver: Any = annealing("solver")
@@ -64,7 +66,7 @@ class SelectionParams:
                            check=_cache_dir, parse=optional(str), provenance=False, recipe_type=Optional[str])
     show_progress: bool = param(True, "progress bars", check=boolean, provenance=False)
     sampler_params: Optional[dict] = annealing("sampler_params")
-    class_balance: Optional[float] = param(None, "class quotas ~ n_c^(1 - b); None = the method's default (0.5 for qubo, 0 otherwise)",
+    class_balance: Optional[float] = param(None, "class quotas ~ n_c^(1 - b); None = the method's default (0.5 for qubo, 0 otherwise; 0 for strata)",
                                            check=fraction(0.0, 1.0, none=True), parse=optional(float), recipe_type=Optional[float])
     denoise: bool = param(True, "qubo: keep rows an out-of-fold LDA confidently assigns to another class last", check=boolean)
     noise_confidence: float = param(0.8, "confidence that makes a row likely mislabelled, in (1/classes, 1]",
@@ -75,6 +77,10 @@ class SelectionParams:
                                       parse=optional(int), recipe_type=Optional[int])
     chunk_rows: int = param(50_000, "qubo: a class larger than this is cut into chunks of at most this many rows, each "
                             "partitioned, built and annealed by one worker (its memory ~ chunk_rows x dim)", check=integer(2))
+    strata: Optional[str] = param(None, "label_column=None: a column (category, source) whose values keep their share of the "
+                                  "rows, or 'kmeans': clusters of the embeddings; none: one group", check=string(none=True),
+                                  parse=optional(str), recipe_type=Optional[str])
+    strata_clusters: int = param(16, "strata='kmeans': number of clusters", check=integer(2))
     candidates: Any = param(AUTO_CANDIDATES, "method='auto': the methods it compares (comma-separated on the CLI)",
                             check=passes(candidate_methods), parse=lambda text: tuple(candidate_methods(text)), recipe_type=str)
 

@@ -20,15 +20,17 @@ class MethodSpec:
     needs_embeddings: bool = True
     anneals: bool = False
     class_balance: float | None = 0.0
+    needs_labels: bool = False
     summary: str = ""
 
 
 METHODS: dict[str, MethodSpec] = {
     "qubo": MethodSpec(methods.select_mmd, anneals=True, class_balance=0.5, summary="MMD kernel-herding QUBO (default)"),
-    "pasin2024": MethodSpec(methods.select_pasin2024, anneals=True, class_balance=None, summary="Pasin et al. 2024's published QUBO"),
+    "pasin2024": MethodSpec(methods.select_pasin2024, anneals=True, class_balance=None, needs_labels=True,
+                            summary="Pasin et al. 2024's published QUBO"),
     "random": MethodSpec(methods.select_random, needs_embeddings=False, summary="stratified random rows"),
-    "e2sc": MethodSpec(baselines.select_e2sc, summary="E2SC (SIGIR 2023)"),
-    "biois": MethodSpec(baselines.select_biois, summary="biO-IS (TOIS 2025)"),
+    "e2sc": MethodSpec(baselines.select_e2sc, needs_labels=True, summary="E2SC (SIGIR 2023)"),
+    "biois": MethodSpec(baselines.select_biois, needs_labels=True, summary="biO-IS (TOIS 2025)"),
     "facility": MethodSpec(baselines.select_facility, summary="facility location, lazy greedy"),
     "semdedup": MethodSpec(baselines.select_semdedup, summary="SemDeDup"),
 }

@@ -36,6 +36,8 @@ class SelectionReport(JsonRecord):
     class_balance: float | None = None
     chosen_method: str | None = None
     auto: dict[str, Any] | None = None
+    grouping: str | None = None  # what the quotas are per: class labels, strata, or one group
+    text_format: str | None = None  # text, messages, prompt_completion or alpaca
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -65,6 +67,7 @@ class SelectionReport(JsonRecord):
         per_class = ", ".join(f"{c}: {v['before']}->{v['after']}" for c, v in self.kept_per_class.items())
         energy = f", energy {self.energy:.4g}" if self.energy is not None else ""
         return (
-            f"{self.method}{' -> ' + self.chosen_method if self.chosen_method else ''}: kept {self.n_kept}/{self.n_rows} ({1 - self.reduction:.0%}) [{per_class}]"
+            f"{self.method}{' -> ' + self.chosen_method if self.chosen_method else ''}: kept {self.n_kept}/{self.n_rows} ({1 - self.reduction:.0%}) "
+            f"[{(self.grouping + ': ') if self.grouping else ''}{per_class}]"
             f"{energy}, solver {self.solver}, {self.selection_seconds:.2f}s after embedding"
         )

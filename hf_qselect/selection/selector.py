@@ -13,13 +13,13 @@ from ..annealing import anneal_settings
 from ..params import DeclaredParams, fraction
 from ..provenance import public_params, public_path
 from ..qubo import backend_context, get_solver
-from ..validation import check_columns, check_dataset, check_min_keep, label_codes, label_values, text_values
+from ..validation import check_columns, check_dataset, check_min_keep, label_codes, label_values
 from .embedding_checks import check_embeddings
 from .embeddings import PRECISIONS, effective_precision, embed_dataset, embedder_name
 from .options import MethodOptions
 from .params import SelectionParams
 from .quotas import keep_count
-from .registry import candidate_methods, effective_class_balance, get_method
+from .registry import METHODS as METHOD_SPECS, candidate_methods, effective_class_balance, get_method
 from .report import SelectionReport
 
 
@@ -126,16 +126,20 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         keep = checked["keep"]
         candidates = candidate_methods(self.candidates) if self.method == "auto" else [self.method]
         specs = [get_method(m) for m in candidates]
-        needs_embeddings = any(s.needs_embeddings for s in specs)
+        unlabelled = self.label_column is None
+        clusters = unlabelled and self.strata == "kmeans"
+        self._check_grouping(ds, candidates, specs, unlabelled)
+        needs_embeddings = any(s.needs_embeddings for s in specs) or clusters
         needs_text = embeddings is None and needs_embeddings
-        check_columns(ds, label_column=self.label_column, text_column=self.text_column if needs_text else None)
         plan = get_solver(self.solver) if any(s.anneals for s in specs) else None
         precision = effective_precision(self.embedder, self.precision, self.device, self.embedder_backend) if needs_text else None
-        codes, classes = label_codes(label_values(ds, self.label_column), self.label_column)
-        fraction(1.0 / len(classes), 1.0, low_open=True)("noise_confidence", self.noise_confidence)
         n_keep = keep_count(keep, len(ds))
-        check_min_keep(keep, n_keep, len(ds), len(classes))
-        texts = text_values(ds, self.text_column) if self.text_column in ds.column_names else None
+        if not clusters:  # class labels or a strata column: checked before any embedding
+            codes, classes, names = self._groups(ds, None)
+            check_min_keep(keep, n_keep, len(ds), len(classes))
+        if not unlabelled:
+            fraction(1.0 / len(classes), 1.0, low_open=True)("noise_confidence", self.noise_confidence)
+        texts, text_format = self._texts(ds, needs_text)
 
         timings: dict[str, float] = {}
         cached = False
@@ -153,17 +157,20 @@ class InstanceSelector(DeclaredParams, SelectionParams):
                 )
                 vectors = check_embeddings(raw, len(ds))
                 timings["embed"] = time.perf_counter() - start
+            if clusters:
+                codes, classes, names = self._groups(ds, vectors)
+                check_min_keep(keep, n_keep, len(ds), len(classes))
             if method == "auto":
                 start = time.perf_counter()
                 method, comparison = self._choose_method(candidates, vectors, codes, keep, plan)
                 timings["auto"] = time.perf_counter() - start
-            result, topped_up = self._run_method(method, vectors, codes, n_keep, plan, self.seed, self.show_progress)
+            result, topped_up = self._run_method(method, vectors, codes, n_keep, plan, self.seed, self.show_progress, not unlabelled)
         timings.update(result.timings)
 
         self.mask_ = result.mask
         self.indices_ = np.flatnonzero(result.mask)
         self.classes_ = classes
-        self.class_names_ = class_names(ds, self.label_column, classes)
+        self.class_names_ = names
         self.codes_ = codes
         self.n_rows_ = len(ds)
         self.fingerprint_ = ds._fingerprint
@@ -199,18 +206,91 @@ class InstanceSelector(DeclaredParams, SelectionParams):
             embeddings_cached=cached,
             source_fingerprint=ds._fingerprint,
             params=self.provenance(precision),
-            class_balance=effective_class_balance(method, self.class_balance),
+            class_balance=self._class_balance(method),
+            grouping=self._grouping_text(len(classes)),
+            text_format=text_format,
             timings={k: round(v, 4) for k, v in timings.items()},
         )
         return self
 
+    # ------------------------------------------------------------------ groups and texts
+    def _check_grouping(self, ds: Dataset, candidates: list[str], specs: list, unlabelled: bool) -> None:
+        """Before any work: the label column, or (without labels) label-free methods and the strata column."""
+        if not unlabelled:
+            if self.strata is not None:
+                raise ValueError(f"strata={self.strata!r} applies with label_column=None; with class labels the classes are the strata")
+            if self.label_column not in ds.column_names:
+                raise KeyError(f"column(s) label_column={self.label_column!r} not in the dataset; its columns are {ds.column_names} "
+                               "(to select without class labels pass label_column=None, --label-column none)")
+            return
+        if self.method == "auto":
+            raise ValueError("method='auto' compares methods by macro-F1 on class labels; with label_column=None name a method")
+        needing = [m for m, s in zip(candidates, specs) if s.needs_labels]
+        if needing:
+            free = [m for m, s in METHOD_SPECS.items() if not s.needs_labels]
+            raise ValueError(f"method={needing[0]!r} needs class labels; with label_column=None use one of {free}")
+        if self.strata not in (None, "kmeans"):
+            check_columns(ds, strata=self.strata)
+
+    def _groups(self, ds: Dataset, vectors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """``(codes, groups, names)``: the classes, the strata (a column's values or k-means clusters), or one group."""
+        if self.label_column is not None:
+            codes, classes = label_codes(label_values(ds, self.label_column), self.label_column)
+            return codes, classes, class_names(ds, self.label_column, classes)
+        if self.strata is None:
+            return np.zeros(len(ds), dtype=np.int64), np.array(["all"]), ["all"]
+        if self.strata == "kmeans":
+            from sklearn.cluster import MiniBatchKMeans
+
+            k = int(min(self.strata_clusters, len(ds)))
+            found = MiniBatchKMeans(n_clusters=k, random_state=0 if self.seed is None else self.seed, n_init=3,
+                                    batch_size=4096).fit_predict(np.asarray(vectors, dtype=np.float32))
+            classes, codes = np.unique(found, return_inverse=True)
+            return codes.astype(np.int64), classes, [f"cluster {int(c)}" for c in classes]
+        values = ds[self.strata]
+        missing = [i for i, v in enumerate(values) if v is None]
+        if missing:
+            raise ValueError(f"strata column {self.strata!r} has missing values at rows {missing[:10]}")
+        if any(isinstance(v, (list, dict)) for v in values):
+            raise ValueError(f"strata column {self.strata!r} must hold one value per row (a category or a source), not lists")
+        classes, codes = np.unique(np.asarray([str(v) for v in values]), return_inverse=True)
+        return codes.astype(np.int64), classes, [str(c) for c in classes]
+
+    def _class_balance(self, method: str) -> float | None:
+        """The quota exponent: the given one, else the method's default with class labels, else 0 (strata keep their
+        share of the rows)."""
+        if self.label_column is None and self.class_balance is None:
+            return 0.0 if effective_class_balance(method, None) is not None else None
+        return effective_class_balance(method, self.class_balance)
+
+    def _grouping_text(self, n_groups: int) -> str:
+        if self.label_column is not None:
+            return f"classes of {self.label_column!r}"
+        if self.strata is None:
+            return "one group (no class labels)"
+        if self.strata == "kmeans":
+            return f"strata: {n_groups} k-means clusters of the embeddings"
+        return f"strata: values of {self.strata!r}"
+
+    def _texts(self, ds: Dataset, needed: bool) -> tuple[list[str] | None, str | None]:
+        """The rows as texts (the text column, or chat / instruction rows rendered whole) and their format; ``None``
+        when no text is needed and none is found."""
+        from ..text_formats import row_texts
+
+        try:
+            return row_texts(ds, self.text_column)
+        except KeyError:
+            if needed:
+                raise
+            return None, None
+
     def _run_method(self, method: str, vectors: np.ndarray | None, codes: np.ndarray, n_keep: int, plan: Any, seed: int | None,
-                    show_progress: bool) -> tuple[Any, int]:
+                    show_progress: bool, labelled: bool = True) -> tuple[Any, int]:
         """Run one registered method; every class keeps a row. Returns the result and how many classes were topped up."""
         options = MethodOptions(
             anneal=anneal_settings(self, solver=plan, seed=seed, show_progress=show_progress),
-            class_balance=effective_class_balance(method, self.class_balance) or 0.0,
-            denoise=self.denoise, noise_confidence=float(self.noise_confidence), score_rows=self.score_rows,
+            class_balance=self._class_balance(method) or 0.0,
+            denoise=self.denoise and labelled, noise_confidence=float(self.noise_confidence), score_rows=self.score_rows,
             chunk_rows=int(self.chunk_rows),
         )
         if vectors is not None and vectors.dtype != np.float32 and method != "qubo":  # only "qubo" reads float16 files in place
@@ -251,7 +331,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
 
         self._check_fitted()
         proba = getattr(self, "_proba", None)
-        if proba is None and getattr(self, "embeddings_", None) is not None:
+        if proba is None and getattr(self, "embeddings_", None) is not None and self.label_column is not None:
             proba = self._proba = out_of_fold_proba(self.embeddings_, self.codes_, seed=0 if self.seed is None else self.seed,
                                                     max_rows=self.score_rows)
         block = np.full(self.n_rows_, -1, dtype=np.int64)
@@ -285,8 +365,9 @@ class InstanceSelector(DeclaredParams, SelectionParams):
             raise ValueError(f"the dataset has {len(ds)} rows but the selector was fitted on {self.n_rows_}; fit it on this dataset")
         if ds._fingerprint == self.fingerprint_:
             return
-        if self.row_hashes_ is not None and self.text_column in ds.column_names:
-            if np.array_equal(row_hashes(text_values(ds, self.text_column)), self.row_hashes_):
+        if self.row_hashes_ is not None:
+            texts, _ = self._texts(ds, needed=False)
+            if texts is not None and np.array_equal(row_hashes(texts), self.row_hashes_):
                 return
         raise ValueError(
             f"the dataset (fingerprint {ds._fingerprint}) is not the one the selector was fitted on "
