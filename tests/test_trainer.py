@@ -97,6 +97,10 @@ def test_model_card_has_the_runs_real_numbers(tokenized, tokenizer, tmp_path):
     card = ModelCard.load(out / "README.md")
     assert {"instance-selection", "qubo", "quantum-annealing"} <= set(card.data.tags)
     assert card.data.pipeline_tag == "text-classification" and "macro_f1" in card.data.metrics
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}  # the model-index
+    final = [e for e in trainer.state.log_history if "eval_macro_f1" in e][-1]
+    assert results["macro_f1"] == final["eval_macro_f1"] and results["loss"] == final["eval_loss"]
+    assert {r.task_type for r in card.data.eval_results} == {"text-classification"}
     report = trainer.selection_report_
     text = card.text
     assert f"| rows kept | {report.n_kept} |" in text and f"| rows before | {report.n_rows} |" in text

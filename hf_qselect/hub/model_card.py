@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .dataset_card import library_versions
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
-TAGS = ["instance-selection", "qubo", "quantum-annealing", "hf-qselect", "text-classification"]
+TAGS = ["instance-selection", "qubo", "quantum-annealing", "hf-qselect"]
+SKIPPED_METRICS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_epoch")
 
 
 def _final_metrics(log_history: list[dict]) -> dict[str, float]:
@@ -58,23 +59,35 @@ def compression_section(r: dict | None) -> str:
             "`hf-qselect compress ... --onnx` also writes an ONNX Runtime copy.")
 
 
+def model_index(model_name: str, task: str, dataset: str | None, metrics: dict[str, float]) -> list[EvalResult] | None:
+    """The ``model-index`` results: every final ``eval_*`` number, on the evaluation rows of ``dataset``."""
+    results = [EvalResult(task_type=task, dataset_type=dataset or "custom", dataset_name=f"{dataset or 'custom'} (evaluation rows)",
+                          metric_type=name.removeprefix("eval_"), metric_value=float(value), metric_name=name.removeprefix("eval_").replace("_", " "))
+               for name, value in metrics.items() if name not in SKIPPED_METRICS]
+    return results or None
+
+
 def render_model_card(*, model_name: str, base_model: str | None, log_history: list[dict], selection: dict | None,
                       selection_seconds: float, rows_before: int | None, pruning: dict | None, training: dict,
-                      sparsity: dict | None = None, compression: dict | None = None) -> ModelCard:
+                      sparsity: dict | None = None, compression: dict | None = None, pipeline_tag: str = "text-classification",
+                      library_name: str = "transformers") -> ModelCard:
     """Render the card from plain values: the run's log history, the selection report (``to_dict()``), the
     pruning report (``to_dict()`` plus ``when`` and ``recovery_epochs``), the training settings and the fixed
-    magnitude mask (``sparsity``: target, zeros, weights), if any."""
+    magnitude mask (``sparsity``: target, zeros, weights), if any; the task (``pipeline_tag``) and ``library_name``
+    (``peft`` for adapters) of the model. The final evaluation goes into ``model-index``."""
     metrics = _final_metrics(log_history)
     train = _train_summary(log_history)
     base = base_model
     dataset = selection.get("source") if selection else None
     data = ModelCardData(
+        model_name=model_name,
         base_model=base if base and "/" in base and not Path(base).exists() else None,
         datasets=[dataset] if dataset and "/" in dataset and not Path(dataset).exists() and not dataset.startswith("builtin:") else None,
-        metrics=sorted({k.removeprefix("eval_") for k in metrics if k not in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_loss", "eval_epoch")}) or None,
-        tags=TAGS,
-        library_name="transformers",
-        pipeline_tag="text-classification",
+        metrics=sorted({k.removeprefix("eval_") for k in metrics if k not in SKIPPED_METRICS}) or None,
+        eval_results=model_index(model_name, pipeline_tag, dataset, metrics),
+        tags=[*TAGS, pipeline_tag, *(["peft", "lora"] if library_name == "peft" else [])],
+        library_name=library_name,
+        pipeline_tag=pipeline_tag,
     )
     if metrics:
         results = "Final evaluation:\n\n| metric | value |\n|---|---|\n" + _table({k.removeprefix("eval_"): v for k, v in metrics.items()})

@@ -61,6 +61,7 @@ class SelectionEditor(Editor):
 
     def check(self, trainer: Trainer) -> None:
         from ..selection import InstanceSelector, keep_count
+        from ..text_formats import detect_format
         from ..validation import check_keep
 
         selector = self.selector
@@ -74,7 +75,14 @@ class SelectionEditor(Editor):
         if self.selection_dataset is not None and len(self.selection_dataset) != len(trainer.train_dataset):
             raise ValueError(f"selection_dataset has {len(self.selection_dataset)} rows but train_dataset has {len(trainer.train_dataset)}; "
                              "they must match row for row")
+        try:  # a text column, or chat / instruction rows embedded whole
+            detect_format(source.column_names, selector.text_column)
+            text_found = True
+        except KeyError:
+            text_found = False
         for role, column in (("text_column", selector.text_column), ("label_column", selector.label_column)):
+            if column is None or (role == "text_column" and text_found):
+                continue
             if column not in source.column_names:
                 where = "selection_dataset" if self.selection_dataset is not None else "train_dataset"
                 hint = "" if self.selection_dataset is not None else (

@@ -32,12 +32,33 @@ class PendingLogCallback(TrainerCallback):
             self.trainer.log(self.pending.pop(0))
 
 
+def plain_model(model: Any) -> Any:
+    """The model under a PEFT wrapper (the model itself when there is none)."""
+    from ..models import is_peft
+
+    return model.get_base_model() if is_peft(model) else model
+
+
+def is_causal(model: Any) -> bool:
+    """Whether ``model`` (possibly PEFT-wrapped) is a causal LM: selection then needs no class labels, evaluation
+    reports perplexity and the card says ``text-generation``."""
+    from ..models import is_causal_lm
+
+    inner = plain_model(model)
+    return type(inner).__name__.endswith("ForCausalLM") or is_causal_lm(getattr(inner, "config", None))
+
+
 class QSelectTrainer(Trainer):
     """``Trainer`` plus editors that change the data or the model around training (:mod:`.editors`): an
     ``instance_selector`` (select once before training), a ``pruner`` or a ``compressor``, a fixed ``sparsity`` mask.
 
     ``args`` may be a :class:`QSelectConfig`: its selection and pruning options then build the selector and the
     pruner (text column ``text``; label column ``label``, else ``labels``) unless they are given here.
+
+    A causal LM (``*ForCausalLM``, plain or PEFT-wrapped) selects without class labels: on the text column, or on
+    ``messages``, ``prompt``/``completion`` or Alpaca rows embedded whole (keep those columns, or pass the raw rows
+    as ``selection_dataset``); evaluation adds ``eval_perplexity`` (``exp(eval_loss)``); the card says
+    ``text-generation``, and for a PEFT model ``library_name: peft`` with the base model.
 
     Extra keyword arguments:
         instance_selector: an unfitted :class:`InstanceSelector`; ``None`` trains on every row.
@@ -69,7 +90,7 @@ class QSelectTrainer(Trainer):
         if config is not None:  # a QSelectConfig describes the selector and the pruner unless they are given
             if instance_selector is None and isinstance(self.train_dataset, Dataset):
                 source = selection_dataset if selection_dataset is not None else self.train_dataset
-                label = "label" if "label" in source.column_names else "labels"
+                label = None if is_causal(self.model) else "label" if "label" in source.column_names else "labels"
                 instance_selector = config.make_selector(text_column="text", label_column=label)
             pruner = pruner if pruner is not None else config.make_pruner()
             compressor = compressor if compressor is not None else config.make_compressor()
@@ -153,6 +174,16 @@ class QSelectTrainer(Trainer):
             result = editor.after_training(self, result)
         return result
 
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """``Trainer.log``; for a causal LM every evaluation loss gets its perplexity (``eval_perplexity``: ``exp`` of
+        the mean token loss), in the returned metrics, every logger and the card."""
+        import math
+
+        if is_causal(self.model):
+            for key in [k for k in logs if k.endswith("_loss") and k.startswith(("eval", "test"))]:
+                logs[key.removesuffix("_loss") + "_perplexity"] = math.exp(min(float(logs[key]), 700.0))
+        super().log(logs, *args, **kwargs)
+
     def create_model_card(self, *args, **kwargs) -> None:
         """Write hf_qselect's model card (with the selection provenance) as ``output_dir/README.md`` (``push_to_hub`` calls it)."""
         if self.is_world_process_zero():
@@ -173,10 +204,17 @@ class QSelectTrainer(Trainer):
 
     def model_card_values(self, model_name: str | None = None) -> dict[str, Any]:
         """The plain values the card is rendered from: the run, then one section per editor."""
-        name_or_path = getattr(self.model.config, "_name_or_path", "") or ""
+        from ..models import is_peft
+
+        peft = is_peft(self.model)
+        name_or_path = getattr(plain_model(self.model).config, "_name_or_path", "") or ""
+        if peft:  # the adapters' base model, as PEFT recorded it
+            name_or_path = getattr(next(iter(self.model.peft_config.values())), "base_model_name_or_path", None) or name_or_path
         values = {
             "model_name": model_name or Path(self.args.output_dir).name,
-            "base_model": public_path(embedder_name(name_or_path)) if name_or_path else None,  # a local folder by its name
+            "base_model": public_path(embedder_name(name_or_path)) if name_or_path else None,
+            "pipeline_tag": "text-generation" if is_causal(self.model) else "text-classification",
+            "library_name": "peft" if peft else "transformers",  # a local folder by its name
             "log_history": self.state.log_history,
             "selection": None, "selection_seconds": 0.0, "rows_before": self.rows_before_selection_,
             "pruning": None, "sparsity": None, "compression": None,
