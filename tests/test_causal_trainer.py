@@ -101,3 +101,32 @@ def test_a_causal_trainer_needs_text_it_can_select_on(rows, tokenizer, tmp_path)
     tokens = tokenize_causal(rows, tokenizer, 48)
     with pytest.raises(KeyError, match="text_column='text' is not in train_dataset"):
         QSelectTrainer(model=tiny_llama(tokenizer), args=config(tmp_path), train_dataset=tokens, processing_class=tokenizer)
+
+
+def test_trl_sft_trainer_selects_then_trains_on_the_kept_rows_only(rows, tokenizer, tmp_path):
+    """QSelectSFTTrainer: TRL's SFTTrainer on prompt/completion rows, selected first (issue 28)."""
+    pytest.importorskip("trl")
+    from hf_qselect.training import QSelectSFTConfig, QSelectSFTTrainer
+
+    data = Dataset.from_dict({"prompt": [f"{i} {p}\n\n{x}" for i, (p, x) in enumerate(zip(rows["instruction"], rows["input"]))],
+                              "completion": rows["output"]})
+    args = QSelectSFTConfig(output_dir=str(tmp_path / "sft"), selection_keep=0.25, selection_n_jobs=1, selection_show_progress=False,
+                            selection_cache_dir=str(tmp_path / "cache"), per_device_train_batch_size=4, num_train_epochs=1,
+                            max_length=48, learning_rate=1e-3, report_to=[], save_strategy="no", use_cpu=True, bf16=False,
+                            disable_tqdm=True)
+    model = tiny_llama(tokenizer)
+    trainer = QSelectSFTTrainer(model=model, args=args, train_dataset=data, eval_dataset=data.select(range(8)), processing_class=tokenizer)
+    trainer.train()
+    kept = trainer.instance_selector.indices_
+    assert trainer.instance_selector.report_.text_format == "prompt_completion" and len(kept) == 12
+    assert len(trainer.train_dataset) == 12 and trainer.state.global_step == 3
+    starts = [tokenizer.decode(ids, skip_special_tokens=True).split()[0] for ids in trainer.train_dataset["input_ids"]]
+    assert starts == [str(i) for i in kept]  # each trained row is the kept row of the same index
+    trainer.evaluate()
+    trainer.save_model(str(tmp_path / "saved"))
+    card = ModelCard.load(tmp_path / "saved" / "README.md")
+    assert card.data.pipeline_tag == "text-generation" and card.data.base_model == BASE
+    assert any(r.metric_type == "perplexity" for r in card.data.eval_results)
+    with pytest.raises(ValueError, match="set packing=False"):
+        QSelectSFTTrainer(model=model, args=QSelectSFTConfig(output_dir=str(tmp_path / "p"), packing=True, use_cpu=True, bf16=False,
+                                                             report_to=[]), train_dataset=data, processing_class=tokenizer)

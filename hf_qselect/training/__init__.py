@@ -5,5 +5,15 @@ from .finetune import short_finetune
 from .editors import CompressionEditor, Editor, PruningEditor, SelectionEditor, SparsityEditor
 from .trainer import QSelectTrainer
 
-__all__ = ["CompressionEditor", "DataArguments", "Editor", "PruningEditor", "SelectionEditor", "SparsityEditor", "ModelArguments", "PruningArguments", "QSelectConfig", "QSelectTrainer", "RECIPE_DATACLASSES",
+
+def __getattr__(name: str):
+    """``QSelectSFTTrainer`` / ``QSelectSFTConfig`` import TRL only when asked for."""
+    if name in ("QSelectSFTConfig", "QSelectSFTTrainer"):
+        from . import sft
+
+        return getattr(sft, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["QSelectSFTConfig", "QSelectSFTTrainer", "CompressionEditor", "DataArguments", "Editor", "PruningEditor", "SelectionEditor", "SparsityEditor", "ModelArguments", "PruningArguments", "QSelectConfig", "QSelectTrainer", "RECIPE_DATACLASSES",
            "SelectionArguments", "parse_recipe", "run_recipe", "short_finetune"]

@@ -82,7 +82,7 @@ class QSelectTrainer(Trainer):
                  pruner: Any = None, prune_at: str | None = None, recovery_epochs: float | None = None, calibration_rows: int | None = None,
                  evaluate_pruning: bool = True, sparsity: float | None = None, compressor: Any = None, editors: list[Editor] | None = None,
                  **kwargs):
-        given = inspect.signature(Trainer.__init__).bind_partial(self, *args, **kwargs).arguments
+        given = inspect.signature(super().__init__).bind_partial(*args, **kwargs).arguments  # Trainer's, or TRL's
         if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
             raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
         super().__init__(*args, **kwargs)
@@ -91,7 +91,7 @@ class QSelectTrainer(Trainer):
             if instance_selector is None and isinstance(self.train_dataset, Dataset):
                 source = selection_dataset if selection_dataset is not None else self.train_dataset
                 label = None if is_causal(self.model) else "label" if "label" in source.column_names else "labels"
-                instance_selector = config.make_selector(text_column="text", label_column=label)
+                instance_selector = config.make_selector(text_column=self.selection_text_column(), label_column=label)
             pruner = pruner if pruner is not None else config.make_pruner()
             compressor = compressor if compressor is not None else config.make_compressor()
         if compressor is not None and pruner is not None:
@@ -116,6 +116,10 @@ class QSelectTrainer(Trainer):
             editor.check(self)
         self._pending_logs = PendingLogCallback(self)
         self.add_callback(self._pending_logs)
+
+    def selection_text_column(self) -> str:
+        """The text column a selector built from the config reads."""
+        return "text"
 
     # ------------------------------------------------------------------ what the editors did
     def _editor(self, kind: type) -> Any:
