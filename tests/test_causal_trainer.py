@@ -130,3 +130,67 @@ def test_trl_sft_trainer_selects_then_trains_on_the_kept_rows_only(rows, tokeniz
     with pytest.raises(ValueError, match="set packing=False"):
         QSelectSFTTrainer(model=model, args=QSelectSFTConfig(output_dir=str(tmp_path / "p"), packing=True, use_cpu=True, bf16=False,
                                                              report_to=[]), train_dataset=data, processing_class=tokenizer)
+
+
+@pytest.fixture
+def recipe_inputs(rows, tokenizer, tmp_path):
+    """A saved tiny Llama, an Alpaca-style JSON file and a recipe of task causal-lm."""
+    import json
+
+    import yaml
+
+    tiny_llama(tokenizer).save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    (tmp_path / "alpaca.json").write_text(json.dumps(rows.to_list()))
+    recipe = {"task": "causal-lm", "model_name_or_path": str(tmp_path / "llama"), "max_length": 48, "lora_r": 4,
+              "dataset": str(tmp_path / "alpaca.json"), "eval_size": 8, "selection_keep": 0.25, "selection_n_jobs": 1,
+              "selection_show_progress": False, "selection_cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "out"),
+              "num_train_epochs": 1, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "report_to": "none",
+              "save_strategy": "no", "use_cpu": True, "disable_tqdm": True}
+    (tmp_path / "sft.yaml").write_text(yaml.safe_dump(recipe))
+    return tmp_path
+
+
+def test_a_causal_lm_recipe_runs_end_to_end(recipe_inputs, capsys):
+    import json
+
+    from hf_qselect.cli import main
+
+    root = recipe_inputs
+    assert main(["train", str(root / "sft.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "trained on 10/40 rows, held-out loss" in out and "perplexity" in out
+    summary = json.loads((root / "out" / "run_summary.json").read_text())
+    assert summary["rows_kept"] == 10 and summary["eval_before"]["loss"] > 0 and summary["eval_after"]["loss"] > 0
+    assert summary["eval_after"]["perplexity"] == pytest.approx(math.exp(summary["eval_after"]["loss"]))
+    saved = {p.name for p in (root / "out").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md", "run_summary.json"} <= saved
+    card = ModelCard.load(root / "out" / "README.md")
+    assert card.data.pipeline_tag == "text-generation" and card.data.library_name == "peft"
+    assert "| rows kept | 10 |" in card.text
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"task": "causal-lm", "model_name_or_path": "BERT"}, "task: causal-lm needs a causal LM (*ForCausalLM); "),
+    ({"dataset": "NOTEXT"}, "no usable text: the columns"),
+    ({"lora_rank": 8}, "lora_rank"),
+    ({"task": "translation"}, "invalid choice: 'translation'"),
+])
+def test_bad_causal_recipes_are_one_line_errors(recipe_inputs, tokenizer, capsys, change, expected):
+    import yaml
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from hf_qselect.cli import main
+
+    root = recipe_inputs
+    BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                             intermediate_size=32)).save_pretrained(root / "bert")
+    Dataset.from_dict({"question": ["a", "b"] * 10, "answer": ["c", "d"] * 10}).to_json(str(root / "qa.jsonl"))
+    recipe = yaml.safe_load((root / "sft.yaml").read_text())
+    recipe.update({k: {"BERT": str(root / "bert"), "NOTEXT": str(root / "qa.jsonl")}.get(v, v) for k, v in change.items()})
+    (root / "bad.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(root / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("hf-qselect")]
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in err, err[-800:]
+    assert not (root / "out").exists()

