@@ -68,6 +68,20 @@ def prompt_and_answer(row: dict[str, Any], fmt: str, tokenizer: Any, row_index: 
     return prompt, answer
 
 
+RESPONSE = {"prompt_completion": "completion", "alpaca": "output"}
+
+
+def without_empty_responses(dataset: Any, text_column: str = "text") -> tuple[Any, int]:
+    """``(dataset without the rows whose response is empty or blank, how many were dropped)``; text and chat rows are
+    kept as they are."""
+    fmt = "text" if text_column in dataset.column_names else detect_format(dataset.column_names, text_column)
+    if fmt not in RESPONSE:
+        return dataset, 0
+    column = RESPONSE[fmt]
+    keep = [i for i, answer in enumerate(dataset[column]) if isinstance(answer, str) and answer.strip()]
+    return (dataset.select(keep) if len(keep) < len(dataset) else dataset), len(dataset) - len(keep)
+
+
 def row_texts(dataset: Any, text_column: str = "text", tokenizer: Any = None) -> tuple[list[str], str]:
     """``(one text per row, the format)``: the text column as it is, or each instruction / chat row rendered whole
     (prompt and response; ``messages`` through ``tokenizer``'s chat template when given, else ``role: content``

@@ -23,14 +23,15 @@ def check_keep(keep: Any, name: str = "keep") -> float:
     return keep
 
 
+MATERIALISE = ("selection needs every row at once. Load the data without streaming=True, or select from a materialised "
+               "sample of stated size: Dataset.from_list(list(stream.take(N))) (or Dataset.from_generator(lambda: iter(stream), "
+               "features=stream.features) for all of it)")
+
+
 def check_dataset(dataset: Any, *, split: str = "train") -> Dataset:
     """Return the ``Dataset`` to select from (the ``split`` of a ``DatasetDict``)."""
     if isinstance(dataset, (IterableDataset, IterableDatasetDict)):
-        raise TypeError(
-            "IterableDataset is not supported: selection needs every row at once. "
-            "Load the data without streaming=True, or materialise it with "
-            "Dataset.from_generator(lambda: iter(iterable_ds), features=iterable_ds.features)."
-        )
+        raise TypeError(f"IterableDataset is not supported: {MATERIALISE}")
     if isinstance(dataset, DatasetDict):
         if split not in dataset:
             raise KeyError(f"DatasetDict has no split {split!r}; splits are {list(dataset)}")

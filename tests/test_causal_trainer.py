@@ -42,9 +42,9 @@ def rows():
 
 
 def config(tmp_path, **kw):
-    return QSelectConfig(output_dir=str(tmp_path / "run"), selection_keep=0.25, selection_n_jobs=1, selection_show_progress=False,
-                         selection_cache_dir=str(tmp_path / "cache"), per_device_train_batch_size=4, num_train_epochs=1,
-                         learning_rate=1e-3, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True, **kw)
+    return QSelectConfig(**{"output_dir": str(tmp_path / "run"), "selection_keep": 0.25, "selection_n_jobs": 1, "selection_show_progress": False,
+                            "selection_cache_dir": str(tmp_path / "cache"), "per_device_train_batch_size": 4, "num_train_epochs": 1,
+                            "learning_rate": 1e-3, "report_to": [], "save_strategy": "no", "use_cpu": True, "disable_tqdm": True, **kw})
 
 
 def trained(model, rows, tokenizer, tmp_path):
@@ -175,6 +175,7 @@ def test_a_causal_lm_recipe_runs_end_to_end(recipe_inputs, capsys):
     ({"dataset": "NOTEXT"}, "no usable text: the columns"),
     ({"lora_rank": 8}, "lora_rank"),
     ({"task": "translation"}, "invalid choice: 'translation'"),
+    ({"dataset": "EMPTY"}, "the response is empty; drop such rows first"),
 ])
 def test_bad_causal_recipes_are_one_line_errors(recipe_inputs, tokenizer, capsys, change, expected):
     import yaml
@@ -187,10 +188,101 @@ def test_bad_causal_recipes_are_one_line_errors(recipe_inputs, tokenizer, capsys
                                              intermediate_size=32)).save_pretrained(root / "bert")
     Dataset.from_dict({"question": ["a", "b"] * 10, "answer": ["c", "d"] * 10}).to_json(str(root / "qa.jsonl"))
     recipe = yaml.safe_load((root / "sft.yaml").read_text())
-    recipe.update({k: {"BERT": str(root / "bert"), "NOTEXT": str(root / "qa.jsonl")}.get(v, v) for k, v in change.items()})
+    holes = Dataset.from_dict({"instruction": ["a", "b"] * 10, "output": ["c", " "] * 10})
+    holes.to_json(str(root / "holes.jsonl"))
+    recipe.update({k: {"BERT": str(root / "bert"), "NOTEXT": str(root / "qa.jsonl"), "EMPTY": str(root / "holes.jsonl")}.get(v, v)
+                   for k, v in change.items()})
     (root / "bad.yaml").write_text(yaml.safe_dump(recipe))
     assert main(["train", str(root / "bad.yaml")]) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.strip().splitlines() if line.startswith("hf-qselect")]
     assert len(lines) == 1 and expected in lines[0] and "Traceback" not in err, err[-800:]
     assert not (root / "out").exists()
+
+
+def doc_snippets() -> dict[str, str]:
+    """The ``<!-- tested: NAME -->`` Python blocks of docs/training.md."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "training.md").read_text()
+    return dict(re.findall(r"<!-- tested: (\w+) -->\n```python\n(.*?)```", text, flags=re.S))
+
+
+@pytest.mark.parametrize("name", ["full", "lora", "trl"])
+def test_the_docs_snippets_run(name, rows, tokenizer, tmp_path, monkeypatch):
+    """docs/training.md's causal-LM snippets, as written, on a tiny Llama and prompt/completion rows."""
+    snippets = doc_snippets()
+    assert set(snippets) == {"full", "lora", "trl"}
+    if name in ("lora", "trl"):
+        pytest.importorskip("peft" if name == "lora" else "trl")
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    pairs = Dataset.from_dict({"prompt": rows["instruction"], "completion": rows["output"]})
+    namespace = {"model": tiny_llama(tokenizer), "tokenizer": tokenizer, "raw_train": pairs.select(range(40)),
+                 "raw_eval": pairs.select(range(40, 48)), "out": str(tmp_path / "out")}
+    exec(compile(snippets[name], f"docs/training.md:{name}", "exec"), namespace)
+    trainer = namespace["trainer"]
+    assert len(trainer.train_dataset) == 10 and trainer.instance_selector.report_.text_format == "prompt_completion"
+
+
+def test_drop_empty_responses_trains_on_the_rest(recipe_inputs):
+    import json
+
+    import yaml
+
+    from hf_qselect.cli import main
+    from hf_qselect.text_formats import without_empty_responses
+
+    root = recipe_inputs
+    rows = json.loads((root / "alpaca.json").read_text())
+    for i in (3, 17, 29):
+        rows[i]["output"] = "  "
+    (root / "alpaca.json").write_text(json.dumps(rows))
+    kept, dropped = without_empty_responses(Dataset.from_list(rows))
+    assert dropped == 3 and len(kept) == 45 and all(r["output"].strip() for r in kept)
+    recipe = {**yaml.safe_load((root / "sft.yaml").read_text()), "drop_empty_responses": True}
+    (root / "sft.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(root / "sft.yaml")]) == 0
+    from hf_qselect.training.recipes import DataArguments, prepare_splits
+
+    train, _ = prepare_splits(Dataset.from_list(rows), DataArguments(dataset="x", eval_size=8))
+    empty_in_train = sum(not r["output"].strip() for r in train)
+    summary = json.loads((root / "out" / "run_summary.json").read_text())
+    assert summary["rows_full"] == 40 - empty_in_train  # the training split without its empty rows
+
+
+def test_a_stream_is_refused_with_how_to_materialise_a_sample(rows, tokenizer, tmp_path):
+    """Issue 28 item 5: an IterableDataset is refused (with a QSelectConfig that selects, too), naming the fix."""
+    tokens = tokenize_causal(rows, tokenizer, 48)
+    with pytest.raises(TypeError, match=r"Dataset.from_list\(list\(stream.take\(N\)\)\)"):
+        QSelectTrainer(model=tiny_llama(tokenizer), args=config(tmp_path), train_dataset=tokens.to_iterable_dataset(),
+                       processing_class=tokenizer)
+    sample = Dataset.from_list(list(rows.to_iterable_dataset().take(40)))  # what the message says to do
+    trainer = QSelectTrainer(model=tiny_llama(tokenizer), args=config(tmp_path), train_dataset=tokenize_causal(sample, tokenizer, 48),
+                             selection_dataset=sample, processing_class=tokenizer,
+                             data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100))
+    trainer.train()
+    assert len(trainer.train_dataset) == 10
+    no_selection = QSelectTrainer(model=tiny_llama(tokenizer), args=config(tmp_path, selection_keep=1.0, max_steps=2),
+                                  train_dataset=tokens.to_iterable_dataset(), processing_class=tokenizer)
+    assert no_selection.instance_selector is None  # keep 1.0: the stream trains as it is
+
+
+def test_a_decoder_pruned_at_the_start_then_fine_tuned(rows, tokenizer, tmp_path):
+    """The model editors with a causal LM: pruned on the kept rows (uniform shape), then trained; the card records it."""
+    from hf_qselect.pruning import AnnealingPruner
+
+    tokens = tokenize_causal(rows, tokenizer, 48)
+    model = tiny_llama(tokenizer)
+    trainer = QSelectTrainer(model=model, args=config(tmp_path), train_dataset=tokens, selection_dataset=rows, processing_class=tokenizer,
+                             pruner=AnnealingPruner(remove_heads=0.5, remove_ffn=0.5, uniform=True, ffn_multiple=1, show_progress=False),
+                             data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100))
+    trainer.train()
+    assert model.config.num_key_value_heads == 1 and model.config.intermediate_size == 32 and len(trainer.train_dataset) == 12
+    trainer.save_model(str(tmp_path / "pruned"))
+    reloaded = LlamaForCausalLM.from_pretrained(tmp_path / "pruned")  # uniform: plain from_pretrained
+    x = torch.randint(1, 100, (2, 7))
+    with torch.no_grad():
+        assert torch.allclose(reloaded(x).logits, model.eval()(x).logits, atol=1e-5)
+    card = ModelCard.load(tmp_path / "pruned" / "README.md")
+    assert card.data.pipeline_tag == "text-generation" and "attention heads" in card.text

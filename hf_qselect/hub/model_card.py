@@ -9,7 +9,7 @@ from .dataset_card import library_versions
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 TAGS = ["instance-selection", "qubo", "quantum-annealing", "hf-qselect"]
-SKIPPED_METRICS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_epoch")
+SKIPPED_METRICS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_epoch", "eval_model_preparation_time")
 
 
 def _final_metrics(log_history: list[dict]) -> dict[str, float]:

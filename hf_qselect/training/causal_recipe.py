@@ -9,8 +9,12 @@ from typing import Any
 
 from datasets import DatasetDict
 
+from transformers.utils import logging
+
 from .config import QSelectConfig
 from .recipes import DataArguments, ModelArguments, checked_inputs, prepare_splits, train_and_save
+
+logger = logging.get_logger(__name__)
 
 
 def check_causal_model(model_args: ModelArguments) -> tuple[Path, str | None]:
@@ -51,7 +55,7 @@ def run_causal_recipe(model_args: ModelArguments, data_args: DataArguments, conf
     from transformers import DataCollatorForSeq2Seq
 
     from ..models import load_causal_lm
-    from ..text_formats import detect_format, tokenize_causal
+    from ..text_formats import detect_format, tokenize_causal, without_empty_responses
     from .trainer import QSelectTrainer
 
     start = time.perf_counter()
@@ -62,7 +66,13 @@ def run_causal_recipe(model_args: ModelArguments, data_args: DataArguments, conf
     columns = (data["train"] if isinstance(data, DatasetDict) else data).column_names
     detect_format(columns, data_args.text_column)  # a one-line error before the model loads
     train, evaluation = prepare_splits(data, data_args)
+    if data_args.drop_empty_responses:
+        (train, dropped), (evaluation, held) = (without_empty_responses(part, data_args.text_column) for part in (train, evaluation))
+        if dropped + held:
+            logger.warning(f"dropped {dropped} training and {held} held-out rows with an empty response (drop_empty_responses)")
     model, tokenizer = load_causal_lm(folder, gguf)
+    if model_args.base_model:  # what the card names (PEFT records it for adapters)
+        model.config._name_or_path = model.name_or_path = model_args.base_model
     model = with_lora(model, model_args)
     tokens = tokenize_causal(train, tokenizer, model_args.max_length, data_args.text_column)
     held_out = tokenize_causal(evaluation, tokenizer, model_args.max_length, data_args.text_column)

@@ -62,13 +62,13 @@ class SelectionEditor(Editor):
     def check(self, trainer: Trainer) -> None:
         from ..selection import InstanceSelector, keep_count
         from ..text_formats import detect_format
-        from ..validation import check_keep
+        from ..validation import MATERIALISE, check_keep
 
         selector = self.selector
         if not isinstance(selector, InstanceSelector):
             raise TypeError(f"instance_selector must be an InstanceSelector, got {type(selector).__name__}")
         if isinstance(trainer.train_dataset, IterableDataset) or isinstance(self.selection_dataset, IterableDataset):
-            raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
+            raise TypeError(f"instance_selector needs a map-style datasets.Dataset, got an IterableDataset; {MATERIALISE}")
         if not isinstance(trainer.train_dataset, Dataset):
             raise TypeError(f"instance_selector needs train_dataset to be a datasets.Dataset, got {type(trainer.train_dataset).__name__}")
         source = self.source(trainer)

@@ -41,6 +41,8 @@ class ModelArguments:
                                                                         "(instruction, chat or plain text; loss on the responses)",
                                                                 "choices": list(TASKS)})
     gguf_file: str = field(default="", metadata={"help": "causal-lm: a GGUF file inside model_name_or_path (dequantized to float32)"})
+    base_model: str = field(default="", metadata={"help": "the Hub id the card names as base model, when the model is a local or "
+                                                           "GGUF copy of it (empty: the model's own name)"})
     lora_r: int = field(default=0, metadata={"help": "causal-lm: LoRA rank on every Linear of the blocks (0: full fine-tuning)"})
     lora_alpha: int = field(default=16, metadata={"help": "causal-lm: LoRA scaling alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "causal-lm: LoRA dropout"})
@@ -57,6 +59,8 @@ class DataArguments:
     eval_size: float = field(default=0.2, metadata={"help": "held-out fraction (below 1) or row count when the data has no eval split"})
     split_seed: int = field(default=0)
     max_rows: int = field(default=0, metadata={"help": "use a seeded sample of this many rows of the training split (0: all)"})
+    drop_empty_responses: bool = field(default=False, metadata={"help": "causal-lm: drop prompt/completion or Alpaca rows whose "
+                                                                         "response is empty (else they are an error)"})
 
 
 SUMMARY_FILE = "run_summary.json"

@@ -14,6 +14,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
 from ..provenance import public_path
+from ..validation import MATERIALISE
 from ..selection import InstanceSelector, embedder_name
 from .config import QSelectConfig
 from .editors import CompressionEditor, Editor, PruningEditor, SelectionEditor, SparsityEditor
@@ -83,8 +84,9 @@ class QSelectTrainer(Trainer):
                  evaluate_pruning: bool = True, sparsity: float | None = None, compressor: Any = None, editors: list[Editor] | None = None,
                  **kwargs):
         given = inspect.signature(super().__init__).bind_partial(*args, **kwargs).arguments  # Trainer's, or TRL's
-        if instance_selector is not None and isinstance(given.get("train_dataset"), IterableDataset):
-            raise TypeError("instance_selector needs a map-style datasets.Dataset; an IterableDataset cannot be selected from")
+        selects = instance_selector is not None or (isinstance(given.get("args"), QSelectConfig) and given["args"].selects)
+        if selects and isinstance(given.get("train_dataset"), IterableDataset):
+            raise TypeError(f"train_dataset is an IterableDataset; {MATERIALISE} (or selection_keep=1.0 to train on the stream)")
         super().__init__(*args, **kwargs)
         config = self.args if isinstance(self.args, QSelectConfig) else None
         if config is not None:  # a QSelectConfig describes the selector and the pruner unless they are given
