@@ -48,7 +48,7 @@ GUARD_HINT = ("a script that starts a local cluster must run its work under `if 
               "processes import the script again), or connect to a running cluster (DASK_SCHEDULER_ADDRESS)")
 
 
-def _is_main_test(test: "ast.expr") -> bool:
+def _is_main_test(test: object) -> bool:
     import ast
 
     return (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..output_dir import save_figure
-
 
 
 def plot_subnetwork(report: dict[str, Any], path: str | Path) -> Path:

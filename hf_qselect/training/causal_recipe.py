@@ -12,7 +12,8 @@ from datasets import DatasetDict
 from transformers.utils import logging
 
 from .config import QSelectConfig
-from .recipes import DataArguments, ModelArguments, checked_inputs, prepare_splits, train_and_save
+from .arguments import DataArguments, ModelArguments, prepare_splits
+from .runs import checked_inputs, train_and_save
 
 logger = logging.get_logger(__name__)
 

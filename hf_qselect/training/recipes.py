@@ -10,60 +10,22 @@ import io
 import json
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import ClassLabel
 from transformers import HfArgumentParser
 
-from ..data import input_paths, load_data
-from ..output_dir import check_output_dir, staged_output
 from ..params import check_recipe
-from ..provenance import public_path
 from ..selection import default_embedder
 from ..validation import check_keep, check_labels
+from .arguments import DataArguments, ModelArguments, prepare_splits
 from .config import PREFIXES, RENAMED_KEYS, QSelectConfig, renamed
+from .runs import checked_inputs, train_and_save
 
 
-TASKS = ("text-classification", "causal-lm")
-
-
-@dataclass
-class ModelArguments:
-    """The model to fine-tune, and how."""
-
-    model_name_or_path: str = field(default="", metadata={"help": "path or hub id; empty = the packaged all-MiniLM-L6-v2"})
-    max_length: int = field(default=64, metadata={"help": "tokenizer truncation length"})
-    task: str = field(default="text-classification", metadata={"help": "text-classification (a class label per row) or causal-lm "
-                                                                        "(instruction, chat or plain text; loss on the responses)",
-                                                                "choices": list(TASKS)})
-    gguf_file: str = field(default="", metadata={"help": "causal-lm: a GGUF file inside model_name_or_path (dequantized to float32)"})
-    base_model: str = field(default="", metadata={"help": "the Hub id the card names as base model, when the model is a local or "
-                                                           "GGUF copy of it (empty: the model's own name)"})
-    lora_r: int = field(default=0, metadata={"help": "causal-lm: LoRA rank on every Linear of the blocks (0: full fine-tuning)"})
-    lora_alpha: int = field(default=16, metadata={"help": "causal-lm: LoRA scaling alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "causal-lm: LoRA dropout"})
-
-
-@dataclass
-class DataArguments:
-    """Where the text comes from and how it is split."""
-
-    dataset: str = field(default="builtin:rotten_tomatoes", metadata={"help": "hub id, CSV/JSON/Parquet file, save_to_disk folder, or builtin:NAME"})
-    text_column: str = field(default="text")
-    label_column: str = field(default="label")
-    eval_split: str = field(default="test", metadata={"help": "split to evaluate on; made from train when absent"})
-    eval_size: float = field(default=0.2, metadata={"help": "held-out fraction (below 1) or row count when the data has no eval split"})
-    split_seed: int = field(default=0)
-    max_rows: int = field(default=0, metadata={"help": "use a seeded sample of this many rows of the training split (0: all)"})
-    drop_empty_responses: bool = field(default=False, metadata={"help": "causal-lm: drop prompt/completion or Alpaca rows whose "
-                                                                         "response is empty (else they are an error)"})
-
-
-SUMMARY_FILE = "run_summary.json"
 RECIPE_DATACLASSES = (ModelArguments, DataArguments, QSelectConfig)
 
 
@@ -158,20 +120,6 @@ def parse_recipe(path: str | Path, overrides: list[str] | None = None):
     return parsed
 
 
-def prepare_splits(data: Dataset | DatasetDict, args: DataArguments) -> tuple[Dataset, Dataset]:
-    """``(train, eval)``; eval is carved from train (stratified) when the data has no eval split."""
-    if isinstance(data, DatasetDict):
-        if args.eval_split in data:
-            return data["train"], data[args.eval_split]
-        data = data["train"]
-    if args.max_rows and len(data) > args.max_rows:
-        data = data.shuffle(seed=args.split_seed).select(range(args.max_rows))
-    stratify = args.label_column if isinstance(data.features.get(args.label_column), ClassLabel) else None
-    size = int(args.eval_size) if args.eval_size >= 1 else args.eval_size
-    parts = data.train_test_split(test_size=size, seed=args.split_seed, stratify_by_column=stratify)
-    return parts["train"], parts["test"]
-
-
 def macro_f1_metrics(eval_pred) -> dict[str, float]:
     """Accuracy and macro-F1 (computed locally: no metric download)."""
     from sklearn.metrics import accuracy_score, f1_score
@@ -179,18 +127,6 @@ def macro_f1_metrics(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred
     predictions = np.asarray(logits).argmax(axis=-1)
     return {"accuracy": float(accuracy_score(labels, predictions)), "macro_f1": float(f1_score(labels, predictions, average="macro"))}
-
-
-def checked_inputs(path: str, data_args: DataArguments, config: QSelectConfig) -> tuple[Path, Dataset | DatasetDict]:
-    """``(output folder, loaded data)``: ``selection_keep`` and the output folder checked before and after loading the
-    data (never the model, the data or their caches)."""
-    check_keep(config.selection_keep, "selection_keep")
-    target = check_output_dir(config.output_dir, [path if Path(path).exists() else None, *input_paths(data_args.dataset)],
-                              overwrite=config.overwrite_output_dir, flag="--overwrite_output_dir", what="output_dir")
-    data = load_data(data_args.dataset)
-    check_output_dir(target, input_paths(data_args.dataset, data), overwrite=config.overwrite_output_dir,
-                     flag="--overwrite_output_dir", what="output_dir")
-    return target, data
 
 
 def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSelectConfig) -> dict[str, Any]:
@@ -245,54 +181,3 @@ def run_recipe(model_args: ModelArguments, data_args: DataArguments, config: QSe
         compute_metrics=macro_f1_metrics, instance_selector=selector, pruner=pruner, compressor=compressor,
     )
     return train_and_save(trainer, target, config, data_args.dataset, rows_full=len(train), start=start)
-
-
-def train_and_save(trainer, target: Path, config: QSelectConfig, source: str, *, rows_full: int, start: float,
-                   before: dict | None = None) -> dict[str, Any]:
-    """Select, train, evaluate, then save the model, its card and ``run_summary.json`` as the folder ``target``
-    (staged: replaced only once everything succeeded). ``before``: the evaluation before training, if one was run."""
-    trainer.select_training_data()
-    if trainer.selection_report_ is not None:
-        trainer.selection_report_.source = public_path(source)
-    with staged_output(target) as staging:
-        config.output_dir = str(staging)  # checkpoints go to the staging folder; target is replaced at the end
-        try:
-            result = trainer.train()
-            metrics = trainer.evaluate()
-        finally:
-            config.output_dir = str(target)
-        trainer.save_model(str(staging))
-        summary = run_summary(trainer, result, metrics, rows_full=rows_full, output_dir=target, start=start)
-        if before is not None:
-            summary["eval_before"] = {k.removeprefix("eval_"): v for k, v in before.items() if k in ("eval_loss", "eval_perplexity")}
-            summary["eval_after"] = {k.removeprefix("eval_"): v for k, v in metrics.items() if k in ("eval_loss", "eval_perplexity")}
-        for name, editor in (("pruning", trainer.pruner), ("compression", trainer.compressor)):
-            if editor is not None:
-                summary[name] = editor.report_.summary()
-                summary[f"{name}_metrics"] = {"before": editor.report_.metrics_before, "after": editor.report_.metrics_after}
-        if trainer.is_world_process_zero():
-            recorded = {**summary, "output_dir": public_path(target), "model_card": "README.md"}  # no local paths in the file
-            (staging / SUMMARY_FILE).write_text(json.dumps(recorded, indent=1) + "\n")
-    return summary
-
-
-def run_summary(trainer, result, metrics: dict, *, rows_full: int, output_dir: Path, start: float) -> dict[str, Any]:
-    """What ``hf-qselect train`` prints and writes to ``run_summary.json``."""
-    rows_used = len(trainer.train_dataset)
-    train_seconds = float(result.metrics.get("train_runtime", 0.0))
-    full_estimate = train_seconds * rows_full / max(rows_used, 1)
-    spent = trainer.selection_seconds_ + train_seconds
-    return {
-        "output_dir": str(output_dir),
-        "model_card": str(Path(output_dir) / "README.md"),
-        "rows_full": rows_full,
-        "rows_kept": rows_used,
-        "macro_f1": metrics.get("eval_macro_f1"),
-        "accuracy": metrics.get("eval_accuracy"),
-        "selection_seconds": round(trainer.selection_seconds_, 3),
-        "train_seconds": round(train_seconds, 3),
-        "full_train_seconds_estimated": round(full_estimate, 3),
-        "time_saved_fraction": round(1 - spent / full_estimate, 3) if full_estimate else None,
-        "total_seconds": round(time.perf_counter() - start, 1),
-        "params": sum(p.numel() for p in trainer.model.parameters()),
-    }
