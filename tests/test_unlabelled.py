@@ -123,3 +123,87 @@ def test_cli_selects_an_alpaca_file_and_a_chat_file_without_labels(tmp_path, mon
     lines = [line for line in err.strip().splitlines() if line.startswith("hf-qselect")]  # progress bars may come before it
     assert len(lines) == 1 and "row 1: 'messages' must be a non-empty list" in lines[0] and "Traceback" not in err
     assert not (tmp_path / "b").exists()
+
+
+# ---------------------------------------------------------------- the quality term and the quality baselines
+def test_the_quality_term_is_the_energy_recomputed_on_every_subset():
+    """On one block: energy(x) = k² MMD²(S, P) − w · sd(h₀) · Σ_S q, for every subset of the right size."""
+    from itertools import combinations
+
+    from hf_qselect.selection.formulations import mmd_block, rbf_kernel
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(9, 5))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = rng.normal(size=9)
+    k, w = 3, 2.0
+    plain = mmd_block(np.arange(9), x, k)
+    with_quality = mmd_block(np.arange(9), x, k, quality=q, quality_weight=w)
+    K = rbf_kernel(x)
+    scale = float(np.std(plain.h))
+    for kept in combinations(range(9), k):
+        s = np.zeros(9)
+        s[list(kept)] = 1
+        mmd2 = K[np.ix_(kept, kept)].mean() - 2 * K[list(kept)].mean() + K.mean()
+        assert with_quality.energy(s) == pytest.approx(k * k * mmd2 - w * scale * q[list(kept)].sum(), abs=1e-9)
+
+
+def quality_rows(n=120, seed=0):
+    emb, _ = clustered(n, classes=4, seed=seed)
+    score = np.random.default_rng(seed).normal(size=n)
+    return Dataset.from_dict({"text": [f"row {i}" for i in range(n)], "score": score.tolist(), "source": ["a", "b", "c"] * (n // 3)}), emb, score
+
+
+@pytest.mark.parametrize("method", ["qubo", "quality", "deita", "kcenter"])
+def test_quality_methods_keep_exact_counts_per_stratum(method):
+    ds, emb, score = quality_rows()
+    selector = fit(ds, emb, keep=0.25, method=method, strata="source", quality="score")
+    kept = np.asarray(ds["source"])[selector.mask_]
+    assert [int((kept == s).sum()) for s in "abc"] == [10, 10, 10]
+    if method == "quality":  # exactly the ten best of each source
+        for s in "abc":
+            rows = np.flatnonzero(np.asarray(ds["source"]) == s)
+            assert set(np.flatnonzero(selector.mask_)) & set(rows) == set(rows[np.argsort(-score[rows])[:10]])
+
+
+def test_a_heavier_quality_weight_keeps_better_rows():
+    ds, emb, score = quality_rows(seed=3)
+    means = [score[fit(ds, emb, keep=0.25, quality="score", quality_weight=w).mask_].mean() for w in (0.0, 1.0, 4.0)]
+    assert means[0] < means[1] < means[2]
+    report = fit(ds, emb, keep=0.25, quality="score", quality_weight=4.0).report_
+    assert report.objective == "kernel herding: coverage + redundancy + quality 'score' x 4" and report.params["quality"] == "score"
+
+
+def test_deita_skips_near_duplicates_and_kcenter_covers_every_cluster():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(10, 16))
+    emb = np.repeat(base, 3, axis=0) + rng.normal(scale=1e-3, size=(30, 16))  # ten rows, each three times
+    score = np.arange(30, dtype=float)[::-1]  # the duplicates of a row have neighbouring scores
+    ds = Dataset.from_dict({"text": [f"r {i}" for i in range(30)], "score": score.tolist()})
+    deita = fit(ds, emb, keep=1 / 3, method="deita", quality="score")
+    assert sorted(np.flatnonzero(deita.mask_) // 3) == list(range(10))  # one copy of each row, not the three best copies
+    kcenter = fit(ds, emb, keep=1 / 3, method="kcenter")
+    assert sorted(np.flatnonzero(kcenter.mask_) // 3) == list(range(10))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(method="deita"), ValueError, "method='deita' ranks rows by quality: give quality="),
+    (dict(quality="nope"), KeyError, "quality='nope'"),
+    (dict(quality="text"), TypeError, "quality column 'text' must hold one number per row"),
+    (dict(quality="holes"), ValueError, r"quality column 'holes' has missing or infinite values at rows \[4\]"),
+])
+def test_bad_quality_settings_are_named(kwargs, error, match):
+    ds, emb, _ = quality_rows()
+    ds = ds.add_column("holes", [None if i == 4 else 1.0 for i in range(len(ds))])
+    with pytest.raises(error, match=match):
+        fit(ds, emb, **kwargs)
+
+
+def test_cli_quality(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(tmp_path / "cache"))
+    rows = [{"instruction": f"Task {i}", "output": f"out {i}", "score": float(i % 10)} for i in range(40)]
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    assert main(["select", "--data", "a.json", "--label-column", "none", "--method", "quality", "--quality", "score",
+                 "--keep", "0.25", "--out", "q"]) == 0
+    assert sorted(load_from_disk("q")["score"]) == [7.0] * 2 + [8.0] * 4 + [9.0] * 4  # the ten best of forty

@@ -77,7 +77,7 @@ def render_dataset_card(
             "splits": [{"name": s, "num_bytes": int(d.data.nbytes), "num_examples": len(d)} for s, d in splits.items()],
         },
     )
-    params = {**report.params, "class_balance": report.class_balance, "keep": report.keep, "method": report.method, "formulation": report.formulation,
+    params = {"objective": report.objective, **report.params, "class_balance": report.class_balance, "keep": report.keep, "method": report.method, "formulation": report.formulation,
               "embedder": report.embedder, "precision": report.embedding_precision, "solver": report.solver, "block_size": report.block_size,
               "num_reads": report.num_reads, "num_sweeps": report.num_sweeps}
     measures = {

@@ -17,6 +17,7 @@ from .quotas import class_quotas
 
 E2SC_NEIGHBOURS = 10
 FACILITY_NEIGHBOURS = 20
+DEITA_THRESHOLD = 0.9  # DEITA's repr filter: skip a row whose cosine to a kept row is above this
 
 
 def _timed(mask: np.ndarray, start: float, **extra) -> MethodResult:
@@ -140,4 +141,74 @@ def select_semdedup(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, opti
                 extra = np.flatnonzero(kept)[np.argsort(-sims[kept, 0], kind="stable")[: kept.sum() - k]]
                 kept[extra] = False
         mask[members[kept]] = True
+    return _timed(mask, start)
+
+
+def _quality(options: MethodOptions, method: str) -> np.ndarray:
+    if options.quality is None:
+        raise ValueError(f"method={method!r} ranks rows by quality: give quality=<a numeric column>")
+    return options.quality
+
+
+def select_quality(embeddings: np.ndarray | None, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
+    """The highest-quality rows within each group's quota (ties: the earlier row)."""
+    start = time.perf_counter()
+    quality = _quality(options, "quality")
+    mask = np.zeros(len(codes), dtype=bool)
+    for members, n_remove in _per_class(codes, n_keep, options):
+        k = len(members) - n_remove
+        mask[members[np.argsort(-quality[members], kind="stable")[:k]]] = True
+    return _timed(mask, start)
+
+
+def select_deita(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
+    """DEITA's score-first, diversity-aware pass: rows in descending quality, each kept unless its cosine similarity
+    to a row already kept exceeds ``DEITA_THRESHOLD``; if the pass ends short of the quota, the best skipped rows
+    fill it (so exactly the quota is kept)."""
+    start = time.perf_counter()
+    quality = _quality(options, "deita")
+    x = np.asarray(embeddings, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    mask = np.zeros(len(codes), dtype=bool)
+    for members, n_remove in _per_class(codes, n_keep, options):
+        k = len(members) - n_remove
+        order = members[np.argsort(-quality[members], kind="stable")]
+        kept: list[int] = []
+        nearest = np.full(len(x), -np.inf, dtype=np.float32)  # each row's highest cosine to a kept row
+        for row in order:
+            if len(kept) == k:
+                break
+            if nearest[row] <= DEITA_THRESHOLD:
+                kept.append(int(row))
+                nearest[members] = np.maximum(nearest[members], x[members] @ x[row])
+        if len(kept) < k:
+            chosen = set(kept)
+            kept += [int(r) for r in order if int(r) not in chosen][: k - len(kept)]
+        mask[kept] = True
+    return _timed(mask, start)
+
+
+def select_kcenter(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
+    """Greedy k-center coreset per group (Sener & Savarese): start from the row nearest the group's mean, then
+    repeatedly keep the row farthest (cosine distance) from every kept row. ``O(rows x kept)`` distance work."""
+    start = time.perf_counter()
+    x = np.asarray(embeddings, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    mask = np.zeros(len(codes), dtype=bool)
+    for members, n_remove in _per_class(codes, n_keep, options):
+        k = len(members) - n_remove
+        if k <= 0:
+            continue
+        local = x[members]
+        centre = local.mean(axis=0)
+        first = int(np.argmax(local @ centre))
+        distance = 1.0 - local @ local[first]
+        picks = [first]
+        distance[first] = -np.inf
+        while len(picks) < k:
+            far = int(np.argmax(distance))
+            picks.append(far)
+            distance = np.minimum(distance, 1.0 - local @ local[far])
+            distance[picks] = -np.inf
+        mask[members[picks]] = True
     return _timed(mask, start)

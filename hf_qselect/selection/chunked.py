@@ -34,7 +34,7 @@ class ChunkAnswer:
 
 
 def solve_chunk(source: np.ndarray | Vectors, rows: np.ndarray, noisy: np.ndarray | None, k: int,
-                settings: AnnealSettings) -> ChunkAnswer:
+                settings: AnnealSettings, quality: np.ndarray | None = None, quality_weight: float = 0.0) -> ChunkAnswer:
     """Blocks, QUBOs and annealing of one chunk of ``rows`` keeping ``k``; ``source`` is the chunk's vectors, or
     :class:`Vectors` to read them from."""
     start = time.perf_counter()
@@ -43,7 +43,7 @@ def solve_chunk(source: np.ndarray | Vectors, rows: np.ndarray, noisy: np.ndarra
     quotas = apportion(k, np.array([len(b) for b in local]))
     seconds = {"blocks": time.perf_counter() - start}
     start = time.perf_counter()
-    qubos = [mmd_block(b, x, int(q), noisy) for b, q in zip(local, quotas)]
+    qubos = [mmd_block(b, x, int(q), noisy, quality, quality_weight) for b, q in zip(local, quotas)]
     del x
     seconds["qubo"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -69,7 +69,7 @@ def class_chunks(vectors: Vectors, codes: np.ndarray, class_keep: np.ndarray, ch
 
 
 def solve_chunks(vectors: Vectors, chunks: list[np.ndarray], quotas: np.ndarray, noisy: np.ndarray | None,
-                 settings: AnnealSettings) -> list[ChunkAnswer]:
+                 settings: AnnealSettings, quality: np.ndarray | None = None, quality_weight: float = 0.0) -> list[ChunkAnswer]:
     """One job per chunk through joblib (the backend in force), answers in chunk order.
 
     A chunk of a file travels as the file's path and its row numbers, and the worker reads it; a chunk of an
@@ -81,7 +81,8 @@ def solve_chunks(vectors: Vectors, chunks: list[np.ndarray], quotas: np.ndarray,
         for rows, k, seed in zip(chunks, quotas, seeds):
             source = vectors if vectors.on_disk else vectors.rows(rows)
             job_settings = replace(settings, seed=None if seed is None else int(seed))
-            yield delayed(solve_chunk)(source, rows, None if noisy is None else noisy[rows], int(k), job_settings)
+            yield delayed(solve_chunk)(source, rows, None if noisy is None else noisy[rows], int(k), job_settings,
+                                       None if quality is None else quality[rows], quality_weight)
 
     n_jobs = 1 if len(chunks) == 1 or get_solver(settings.solver).serial else settings.n_jobs  # a cloud solver queues calls itself
     answers = []

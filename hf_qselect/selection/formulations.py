@@ -25,6 +25,8 @@ def mmd_block(
     embeddings: np.ndarray,
     k: int,
     noisy: np.ndarray | None = None,
+    quality: np.ndarray | None = None,
+    quality_weight: float = 0.0,
 ) -> BlockQUBO:
     """Kernel-herding QUBO: ``k^2 * MMD^2`` between the kept rows S and the block's clean rows P.
 
@@ -35,7 +37,9 @@ def mmd_block(
     * ``J_ij = 2 K_ij``: keeping two similar rows costs (redundancy);
     * ``h_i = K_ii - (2k/|P|) sum_{j in P} K_ij``: rows in dense clean regions pay less (coverage);
     * ``h_i += K_ii + max_j |h_j|`` for noisy rows, so a clean row always pays less to keep;
-    * ``offset = (k/|P|)^2 sum_{P,P} K``, so the energy is ``k^2 MMD^2 + penalty * (noisy kept)``.
+    * ``offset = (k/|P|)^2 sum_{P,P} K``, so the energy is ``k^2 MMD^2 + penalty * (noisy kept)``;
+    * with ``quality`` (standardised scores, indexed like ``noisy``): ``h_i -= w * sd(h) * q_i``, so a row one
+      standard deviation better is worth ``w`` standard deviations of the block's coverage costs.
     """
     kernel = rbf_kernel(embeddings[index])
     clean = np.ones(len(index), dtype=bool) if noisy is None else ~noisy[index]
@@ -43,6 +47,8 @@ def mmd_block(
         clean[:] = True
     p = int(clean.sum())
     h = np.diag(kernel) - (2.0 * k / p) * kernel[:, clean].sum(axis=1)
+    if quality is not None and quality_weight:
+        h = h - quality_weight * (float(np.std(h)) or 1.0) * np.asarray(quality, dtype=np.float64)[index]
     h[~clean] += noise_penalty(h)
     J = np.triu(2.0 * kernel, 1)
     offset = (k / p) ** 2 * float(kernel[np.ix_(clean, clean)].sum())

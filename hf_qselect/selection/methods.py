@@ -69,7 +69,7 @@ def select_mmd(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: 
         quotas = block_quotas(blocks, codes, class_keep)
         timings["partition"] = time.perf_counter() - start
         start = time.perf_counter()
-        qubos = [mmd_block(b, embeddings, int(k), noisy) for b, k in zip(blocks, quotas)]
+        qubos = [mmd_block(b, embeddings, int(k), noisy, options.quality, options.quality_weight) for b, k in zip(blocks, quotas)]
         timings["qubo"] = time.perf_counter() - start
         result = _solve_qubos(qubos, len(codes), options, "mmd", timings)
     result.noisy = int(noisy.sum()) if noisy is not None else 0
@@ -85,7 +85,7 @@ def _select_chunked(embeddings: np.ndarray, codes: np.ndarray, class_keep: np.nd
     chunks, quotas = class_chunks(vectors, codes, class_keep, options.chunk_rows, options.anneal.show_progress)
     timings["partition"] = time.perf_counter() - start
     start = time.perf_counter()
-    answers = solve_chunks(vectors, chunks, quotas, noisy, options.anneal)
+    answers = solve_chunks(vectors, chunks, quotas, noisy, options.anneal, options.quality, options.quality_weight)
     timings["solve"] = time.perf_counter() - start
     for phase in ("blocks", "qubo", "anneal"):  # summed over the jobs: CPU seconds, not wall time
         timings[f"jobs_{phase}"] = float(sum(a.seconds[phase] for a in answers))

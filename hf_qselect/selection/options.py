@@ -19,6 +19,8 @@ class MethodOptions:
     noise_confidence: float = 0.8
     score_rows: int | None = 50_000
     chunk_rows: int = 50_000
+    quality: np.ndarray | None = None  # standardised per-row scores (higher is better), or None
+    quality_weight: float = 1.0
 
     @property
     def seed(self) -> int | None:

@@ -81,6 +81,11 @@ class SelectionParams:
                                   "rows, or 'kmeans': clusters of the embeddings; none: one group", check=string(none=True),
                                   parse=optional(str), recipe_type=Optional[str])
     strata_clusters: int = param(16, "strata='kmeans': number of clusters", check=integer(2))
+    quality: Optional[str] = param(None, "a numeric column scoring each row, higher is better (a reward model's score, a "
+                                   "complexity score): qubo adds it as a linear term; deita and quality rank by it",
+                                   check=string(none=True), parse=optional(str), recipe_type=Optional[str])
+    quality_weight: float = param(1.0, "qubo: weight of the quality term, in standard deviations of each block's coverage "
+                                  "costs per standard deviation of quality", check=fraction(0.0, 1e6))
     candidates: Any = param(AUTO_CANDIDATES, "method='auto': the methods it compares (comma-separated on the CLI)",
                             check=passes(candidate_methods), parse=lambda text: tuple(candidate_methods(text)), recipe_type=str)
 

@@ -21,6 +21,7 @@ class MethodSpec:
     anneals: bool = False
     class_balance: float | None = 0.0
     needs_labels: bool = False
+    needs_quality: bool = False
     summary: str = ""
 
 
@@ -33,6 +34,9 @@ METHODS: dict[str, MethodSpec] = {
     "biois": MethodSpec(baselines.select_biois, needs_labels=True, summary="biO-IS (TOIS 2025)"),
     "facility": MethodSpec(baselines.select_facility, summary="facility location, lazy greedy"),
     "semdedup": MethodSpec(baselines.select_semdedup, summary="SemDeDup"),
+    "kcenter": MethodSpec(baselines.select_kcenter, summary="greedy k-center coreset"),
+    "deita": MethodSpec(baselines.select_deita, needs_quality=True, summary="DEITA: quality first, skipping near-duplicates"),
+    "quality": MethodSpec(baselines.select_quality, needs_embeddings=False, needs_quality=True, summary="the top rows by quality"),
 }
 
 

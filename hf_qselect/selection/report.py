@@ -38,6 +38,7 @@ class SelectionReport(JsonRecord):
     auto: dict[str, Any] | None = None
     grouping: str | None = None  # what the quotas are per: class labels, strata, or one group
     text_format: str | None = None  # text, messages, prompt_completion or alpaca
+    objective: str | None = None  # the terms optimised and their weights
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -140,6 +140,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         if not unlabelled:
             fraction(1.0 / len(classes), 1.0, low_open=True)("noise_confidence", self.noise_confidence)
         texts, text_format = self._texts(ds, needs_text)
+        quality = self._quality(ds, candidates, specs)
 
         timings: dict[str, float] = {}
         cached = False
@@ -164,7 +165,8 @@ class InstanceSelector(DeclaredParams, SelectionParams):
                 start = time.perf_counter()
                 method, comparison = self._choose_method(candidates, vectors, codes, keep, plan)
                 timings["auto"] = time.perf_counter() - start
-            result, topped_up = self._run_method(method, vectors, codes, n_keep, plan, self.seed, self.show_progress, not unlabelled)
+            result, topped_up = self._run_method(method, vectors, codes, n_keep, plan, self.seed, self.show_progress, not unlabelled,
+                                                 quality)
         timings.update(result.timings)
 
         self.mask_ = result.mask
@@ -208,6 +210,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
             params=self.provenance(precision),
             class_balance=self._class_balance(method),
             grouping=self._grouping_text(len(classes)),
+            objective=self._objective_text(method),
             text_format=text_format,
             timings={k: round(v, 4) for k, v in timings.items()},
         )
@@ -256,6 +259,35 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         classes, codes = np.unique(np.asarray([str(v) for v in values]), return_inverse=True)
         return codes.astype(np.int64), classes, [str(c) for c in classes]
 
+    def _quality(self, ds: Dataset, candidates: list[str], specs: list) -> np.ndarray | None:
+        """The quality column standardised (mean 0, sd 1; all 0 when constant), checked before any work."""
+        needing = [m for m, s in zip(candidates, specs) if s.needs_quality]
+        if self.quality is None:
+            if needing:
+                raise ValueError(f"method={needing[0]!r} ranks rows by quality: give quality=<a numeric column> (--quality)")
+            return None
+        check_columns(ds, quality=self.quality)
+        import pyarrow as pa
+
+        array = ds.with_format("arrow")[:][self.quality]
+        if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
+            raise TypeError(f"quality column {self.quality!r} must hold one number per row, but its type is {array.type}")
+        values = array.to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(values.astype(np.float64)))
+        if bad.size:
+            raise ValueError(f"quality column {self.quality!r} has missing or infinite values at rows {bad[:10].tolist()}")
+        spread = float(values.std())
+        return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+    def _objective_text(self, method: str) -> str | None:
+        """The terms the chosen method optimised, with their weights (for the report and the card)."""
+        if method != "qubo":
+            return f"{method} (quality column {self.quality!r})" if get_method(method).needs_quality else None
+        text = "kernel herding: coverage + redundancy"
+        if self.quality is not None and self.quality_weight:
+            text += f" + quality {self.quality!r} x {self.quality_weight:g}"
+        return text
+
     def _class_balance(self, method: str) -> float | None:
         """The quota exponent: the given one, else the method's default with class labels, else 0 (strata keep their
         share of the rows)."""
@@ -285,13 +317,13 @@ class InstanceSelector(DeclaredParams, SelectionParams):
             return None, None
 
     def _run_method(self, method: str, vectors: np.ndarray | None, codes: np.ndarray, n_keep: int, plan: Any, seed: int | None,
-                    show_progress: bool, labelled: bool = True) -> tuple[Any, int]:
+                    show_progress: bool, labelled: bool = True, quality: np.ndarray | None = None) -> tuple[Any, int]:
         """Run one registered method; every class keeps a row. Returns the result and how many classes were topped up."""
         options = MethodOptions(
             anneal=anneal_settings(self, solver=plan, seed=seed, show_progress=show_progress),
             class_balance=self._class_balance(method) or 0.0,
             denoise=self.denoise and labelled, noise_confidence=float(self.noise_confidence), score_rows=self.score_rows,
-            chunk_rows=int(self.chunk_rows),
+            chunk_rows=int(self.chunk_rows), quality=quality, quality_weight=float(self.quality_weight),
         )
         if vectors is not None and vectors.dtype != np.float32 and method != "qubo":  # only "qubo" reads float16 files in place
             vectors = np.asarray(vectors, dtype=np.float32)
