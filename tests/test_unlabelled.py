@@ -207,3 +207,64 @@ def test_cli_quality(tmp_path, monkeypatch):
     assert main(["select", "--data", "a.json", "--label-column", "none", "--method", "quality", "--quality", "score",
                  "--keep", "0.25", "--out", "q"]) == 0
     assert sorted(load_from_disk("q")["score"]) == [7.0] * 2 + [8.0] * 4 + [9.0] * 4  # the ten best of forty
+
+
+@pytest.fixture(scope="module")
+def scorer_model(tmp_path_factory):
+    """A saved tiny Llama with the MiniLM tokenizer: a causal LM to score rows with."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from hf_qselect.selection.embeddings import default_embedder
+
+    folder = tmp_path_factory.mktemp("scorer") / "llama"
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    tokenizer.eos_token = tokenizer.sep_token
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                 pad_token_id=tokenizer.pad_token_id)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_ifd_and_loss_are_the_models_losses_recomputed(scorer_model, tmp_path, monkeypatch):
+    import torch
+
+    from hf_qselect.models import load_causal_lm
+    from hf_qselect.selection import quality_scores
+    from hf_qselect.text_formats import prompt_and_answer
+
+    rows = Dataset.from_dict({"prompt": [f"question {i} about item {i % 3}" for i in range(10)],
+                              "completion": [f"answer {i} is {'yes' if i % 2 else 'no'}" for i in range(10)]})
+    loss = quality_scores.causal_quality(rows, "loss", str(scorer_model), cache_dir=tmp_path, show_progress=False)
+    ifd = quality_scores.causal_quality(rows, "ifd", str(scorer_model), cache_dir=tmp_path, show_progress=False)
+    model, tokenizer = load_causal_lm(scorer_model)
+    for i in (0, 7):  # one row at a time, through the model's own loss
+        prompt, answer = prompt_and_answer(rows[i], "prompt_completion", tokenizer, i)
+        head, tail = tokenizer(prompt, add_special_tokens=False)["input_ids"], tokenizer(answer, add_special_tokens=False)["input_ids"]
+        head = ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []) + head
+        with torch.no_grad():
+            given = model(input_ids=torch.tensor([head + tail]), labels=torch.tensor([[-100] * len(head) + tail])).loss.item()
+            start = head[:1] if tokenizer.bos_token_id is not None else []
+            alone = model(input_ids=torch.tensor([start + tail]), labels=torch.tensor([[-100] * len(start) + tail])).loss.item()
+        assert loss[i] == pytest.approx(given, rel=1e-4)
+        assert ifd[i] == pytest.approx(given / alone, rel=1e-4) or (given / alone >= 1 and ifd[i] < 1)
+    monkeypatch.setattr("hf_qselect.models.load_causal_lm", lambda *a, **k: (_ for _ in ()).throw(AssertionError("not cached")))
+    assert np.array_equal(quality_scores.causal_quality(rows, "loss", str(scorer_model), cache_dir=tmp_path, show_progress=False), loss)
+    emb, _ = clustered(10, classes=2)
+    selector = fit(rows, emb, keep=0.3, method="quality", quality="loss", quality_model=str(scorer_model), cache_dir=tmp_path)
+    assert set(np.flatnonzero(selector.mask_)) == set(np.argsort(-loss)[:3])  # the three hardest rows
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(quality="ifd"), ValueError, "quality='ifd' scores rows with a causal LM: give quality_model="),
+    (dict(quality="perplexity"), KeyError, r"quality='perplexity' is neither a column of the dataset .* nor a scorer \(ifd, loss\)"),
+    (dict(quality="ifd", quality_model="MODEL", text="plain"), ValueError, "needs prompt/completion or Alpaca"),
+])
+def test_bad_scorer_settings_are_named(scorer_model, kwargs, error, match):
+    kwargs = {k: str(scorer_model) if v == "MODEL" else v for k, v in kwargs.items()}
+    plain = kwargs.pop("text", None)
+    data = {"text": ["a", "b", "c", "d"]} if plain else {"instruction": ["a", "b", "c", "d"], "output": ["w", "x", "y", "z"]}
+    with pytest.raises(error, match=match):
+        fit(Dataset.from_dict(data), np.eye(4, dtype=np.float32), keep=0.5, **kwargs)

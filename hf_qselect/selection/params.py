@@ -82,8 +82,15 @@ class SelectionParams:
                                   parse=optional(str), recipe_type=Optional[str])
     strata_clusters: int = param(16, "strata='kmeans': number of clusters", check=integer(2))
     quality: Optional[str] = param(None, "a numeric column scoring each row, higher is better (a reward model's score, a "
-                                   "complexity score): qubo adds it as a linear term; deita and quality rank by it",
+                                   "complexity score), or a scorer run by quality_model: ifd (instruction-following "
+                                   "difficulty) or loss; qubo adds it as a linear term, deita and quality rank by it",
                                    check=string(none=True), parse=optional(str), recipe_type=Optional[str])
+    quality_model: Optional[str] = param(None, "quality=ifd/loss: the causal LM that scores the rows (a folder, package:NAME, "
+                                         "or a .gguf file)", check=string(none=True), parse=optional(str),
+                                         recipe_type=Optional[str])
+    quality_gguf_file: Optional[str] = param(None, "quality_model: a GGUF file inside that folder", check=string(none=True),
+                                             parse=optional(str), recipe_type=Optional[str])
+    quality_max_length: int = param(256, "quality=ifd/loss: tokens per row (the response keeps at least half)", check=integer(4))
     quality_weight: float = param(1.0, "qubo: weight of the quality term, in standard deviations of each block's coverage "
                                   "costs per standard deviation of quality", check=fraction(0.0, 1e6))
     candidates: Any = param(AUTO_CANDIDATES, "method='auto': the methods it compares (comma-separated on the CLI)",

@@ -260,29 +260,47 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         return codes.astype(np.int64), classes, [str(c) for c in classes]
 
     def _quality(self, ds: Dataset, candidates: list[str], specs: list) -> np.ndarray | None:
-        """The quality column standardised (mean 0, sd 1; all 0 when constant), checked before any work."""
+        """The quality standardised (mean 0, sd 1; all 0 when constant): a column, or a causal LM's scores (``ifd``,
+        ``loss``); every setting is checked before any scoring."""
+        from .quality_scores import SCORERS, causal_quality, check_pairs_format, is_scorer
+
         needing = [m for m, s in zip(candidates, specs) if s.needs_quality]
         if self.quality is None:
             if needing:
                 raise ValueError(f"method={needing[0]!r} ranks rows by quality: give quality=<a numeric column> (--quality)")
             return None
-        check_columns(ds, quality=self.quality)
+        if is_scorer(self.quality, ds.column_names):
+            if self.quality_model is None:
+                raise ValueError(f"quality={self.quality!r} scores rows with a causal LM: give quality_model=<a folder, "
+                                 "package:NAME or a .gguf file>")
+            check_pairs_format(ds, self.text_column, self.quality)
+            values = causal_quality(ds, self.quality, self.quality_model, self.quality_gguf_file, text_column=self.text_column,
+                                    max_length=int(self.quality_max_length), cache_dir=self.cache_dir, show_progress=self.show_progress)
+        else:
+            values = self._quality_column(ds, SCORERS)
+        spread = float(values.std())
+        return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+    def _quality_column(self, ds: Dataset, scorers: tuple[str, ...]) -> np.ndarray:
+        """The quality column as float64, checked: present, numeric, finite."""
         import pyarrow as pa
 
+        if self.quality not in ds.column_names:
+            raise KeyError(f"quality={self.quality!r} is neither a column of the dataset ({ds.column_names}) nor a scorer "
+                           f"({', '.join(scorers)})")
         array = ds.with_format("arrow")[:][self.quality]
         if not (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)):
             raise TypeError(f"quality column {self.quality!r} must hold one number per row, but its type is {array.type}")
         values = array.to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(values.astype(np.float64)))
+        bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise ValueError(f"quality column {self.quality!r} has missing or infinite values at rows {bad[:10].tolist()}")
-        spread = float(values.std())
-        return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+        return values
 
     def _objective_text(self, method: str) -> str | None:
         """The terms the chosen method optimised, with their weights (for the report and the card)."""
         if method != "qubo":
-            return f"{method} (quality column {self.quality!r})" if get_method(method).needs_quality else None
+            return f"{method} (quality {self.quality!r})" if get_method(method).needs_quality else None
         text = "kernel herding: coverage + redundancy"
         if self.quality is not None and self.quality_weight:
             text += f" + quality {self.quality!r} x {self.quality_weight:g}"
