@@ -286,3 +286,32 @@ def test_a_decoder_pruned_at_the_start_then_fine_tuned(rows, tokenizer, tmp_path
         assert torch.allclose(reloaded(x).logits, model.eval()(x).logits, atol=1e-5)
     card = ModelCard.load(tmp_path / "pruned" / "README.md")
     assert card.data.pipeline_tag == "text-generation" and "attention heads" in card.text
+
+
+def test_a_decoder_pruned_at_the_start_and_recovered_by_lora(rows, tokenizer, tmp_path):
+    """Issue 28 / 26: pruner= and lora= together: pruned on the kept rows, adapters trained, merged back, so the saved
+    model is a plain pruned Llama that from_pretrained reloads with the same logits."""
+    peft = pytest.importorskip("peft")
+    from hf_qselect.pruning import AnnealingPruner
+
+    tokens = tokenize_causal(rows, tokenizer, 48)
+    trainer = QSelectTrainer(model=tiny_llama(tokenizer), args=config(tmp_path), train_dataset=tokens, selection_dataset=rows,
+                             processing_class=tokenizer, data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
+                             pruner=AnnealingPruner(remove_heads=0.5, uniform=True, show_progress=False),
+                             lora=peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    trainer.train()
+    lora = next(e for e in trainer.editors if type(e).__name__ == "LoraEditor")
+    assert lora.trainable_ < lora.total_ / 10  # only the adapters trained
+    model = trainer.model
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_key_value_heads == 1  # merged, pruned
+    trainer.save_model(str(tmp_path / "merged"))
+    reloaded = LlamaForCausalLM.from_pretrained(tmp_path / "merged")
+    x = torch.randint(1, 100, (2, 7))
+    with torch.no_grad():
+        assert torch.allclose(reloaded(x).logits, model.eval()(x).logits, atol=1e-5)
+    card = (tmp_path / "merged" / "README.md").read_text()
+    assert "merged into the model after training" in card and "attention heads" in card
+    with pytest.raises(ValueError, match="prune at the start"):
+        QSelectTrainer(model=tiny_llama(tokenizer), args=config(tmp_path), train_dataset=tokens, selection_dataset=rows,
+                       processing_class=tokenizer, pruner=AnnealingPruner(remove_heads=0.5, uniform=True), prune_at="end",
+                       lora=peft.LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM"))

@@ -2,7 +2,7 @@
 from .config import PruningArguments, QSelectConfig, SelectionArguments
 from .recipes import RECIPE_DATACLASSES, DataArguments, ModelArguments, parse_recipe, run_recipe
 from .finetune import short_finetune
-from .editors import CompressionEditor, Editor, PruningEditor, SelectionEditor, SparsityEditor
+from .editors import CompressionEditor, Editor, LoraEditor, PruningEditor, SelectionEditor, SparsityEditor
 from .trainer import QSelectTrainer
 
 
@@ -15,5 +15,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["QSelectSFTConfig", "QSelectSFTTrainer", "CompressionEditor", "DataArguments", "Editor", "PruningEditor", "SelectionEditor", "SparsityEditor", "ModelArguments", "PruningArguments", "QSelectConfig", "QSelectTrainer", "RECIPE_DATACLASSES",
+__all__ = ["QSelectSFTConfig", "QSelectSFTTrainer", "CompressionEditor", "DataArguments", "Editor", "LoraEditor", "PruningEditor", "SelectionEditor", "SparsityEditor", "ModelArguments", "PruningArguments", "QSelectConfig", "QSelectTrainer", "RECIPE_DATACLASSES",
            "SelectionArguments", "parse_recipe", "run_recipe", "short_finetune"]

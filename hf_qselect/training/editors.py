@@ -42,6 +42,10 @@ class Editor:
         """``{card value name: value}`` for the model card (nothing before the editor has acted)."""
         return {}
 
+    def training_rows(self, trainer: Trainer) -> dict[str, Any]:
+        """Rows this editor adds to the card's table of training settings."""
+        return {}
+
     def write_files(self, trainer: Trainer, output_dir: Path) -> None:
         """Write the editor's reports and plots beside the saved model."""
 
@@ -284,3 +288,62 @@ class SparsityEditor(Editor):
 
     def card(self, trainer: Trainer) -> dict[str, Any]:
         return {"sparsity": self.record_}
+
+
+# ---------------------------------------------------------------------------------------------- LoRA adapters
+class LoraEditor(Editor):
+    """Train LoRA adapters instead of every weight: the model is wrapped just before training, after the editors
+    before it acted (a pruner at the start), and with ``merge`` the adapters are merged back once training is over,
+    so the saved model is a plain model of the edited shape (a pruned model cannot take adapters made for the
+    unpruned one). Without ``merge`` the adapters are saved on their own, as PEFT does."""
+
+    card_key = "lora"
+
+    def __init__(self, config: Any, merge: bool = True) -> None:
+        self.config, self.merge = config, merge
+        self.trainable_, self.total_ = None, None
+
+    def check(self, trainer: Trainer) -> None:
+        from ..models import is_peft
+
+        try:
+            from peft import PeftConfig
+        except ImportError:
+            raise ImportError("lora= needs PEFT: pip install 'hf-qselect[peft]'") from None
+        if not isinstance(self.config, PeftConfig):
+            raise TypeError(f"lora must be a peft.LoraConfig, got {type(self.config).__name__}")
+        if is_peft(trainer.model):
+            raise ValueError("lora= wraps the model in adapters, but it has adapters already: give the plain model")
+        ends = [e for e in trainer.editors if isinstance(e, ModelEditor) and e.when == "end"]
+        if ends:
+            raise ValueError(f"lora= with prune_at='end': the {ends[0].role} would edit a model under adapters; prune at the start")
+
+    def before_training(self, trainer: Trainer) -> None:
+        from peft import get_peft_model
+
+        from ..models import is_peft
+
+        if is_peft(trainer.model):
+            return
+        trainer.model = get_peft_model(trainer.model, self.config)
+        trainer.model_changed()
+        self.trainable_ = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        self.total_ = sum(p.numel() for p in trainer.model.parameters())
+        trainer.queue_log({"lora/trainable_params": self.trainable_, "lora/params": self.total_})
+
+    def training_rows(self, trainer: Trainer) -> dict[str, Any]:
+        if self.trainable_ is None:
+            return {}
+        targets = self.config.target_modules
+        targets = targets if isinstance(targets, str) else ", ".join(sorted(targets or []))
+        return {"LoRA": f"r={self.config.r}, alpha {self.config.lora_alpha}, on {targets}; "
+                        + ("merged into the model after training" if self.merge else "adapters saved alone"),
+                "trainable parameters": f"{self.trainable_:,} of {self.total_:,}"}
+
+    def after_training(self, trainer: Trainer, result: Any) -> Any:
+        from ..models import is_peft
+
+        if self.merge and is_peft(trainer.model):
+            trainer.model = trainer.model.merge_and_unload()
+            trainer.model_changed()
+        return result

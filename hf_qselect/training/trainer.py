@@ -17,7 +17,7 @@ from ..provenance import public_path
 from ..validation import MATERIALISE
 from ..selection import InstanceSelector, embedder_name
 from .config import QSelectConfig
-from .editors import CompressionEditor, Editor, PruningEditor, SelectionEditor, SparsityEditor
+from .editors import CompressionEditor, Editor, LoraEditor, PruningEditor, SelectionEditor, SparsityEditor
 
 logger = logging.get_logger(__name__)
 
@@ -74,6 +74,9 @@ class QSelectTrainer(Trainer):
         calibration_rows: how many training rows the pruner scores units on.
         evaluate_pruning: with an ``eval_dataset``, evaluate just before and just after pruning (two eval passes);
             the metrics go to ``pruner.report_`` and the model card.
+        lora: a ``peft.LoraConfig``: train adapters instead of every weight; the model is wrapped after a pruner at the
+            start acted, and (``merge_lora=True``, the default) the adapters are merged back after training, so the
+            saved model is a plain model of the pruned shape. ``merge_lora=False`` saves the adapters alone.
         editors: further :class:`~hf_qselect.training.editors.Editor` objects, run after the ones above.
     ``trainer.editors`` lists them in the order they act; ``train()`` and the card iterate over it.
     After training: ``selection_report_``, ``selection_seconds_``, ``pruner.report_``.
@@ -82,7 +85,7 @@ class QSelectTrainer(Trainer):
     def __init__(self, *args, instance_selector: InstanceSelector | None = None, selection_dataset: Dataset | None = None,
                  pruner: Any = None, prune_at: str | None = None, recovery_epochs: float | None = None, calibration_rows: int | None = None,
                  evaluate_pruning: bool = True, sparsity: float | None = None, compressor: Any = None, editors: list[Editor] | None = None,
-                 **kwargs):
+                 lora: Any = None, merge_lora: bool = True, **kwargs):
         given = inspect.signature(super().__init__).bind_partial(*args, **kwargs).arguments  # Trainer's, or TRL's
         selects = instance_selector is not None or (isinstance(given.get("args"), QSelectConfig) and given["args"].selects)
         if selects and isinstance(given.get("train_dataset"), IterableDataset):
@@ -111,6 +114,7 @@ class QSelectTrainer(Trainer):
             *([PruningEditor(pruner, **model_edit)] if pruner is not None else []),
             *([CompressionEditor(compressor, **model_edit)] if compressor is not None else []),
             *([SparsityEditor(sparsity)] if sparsity is not None else []),
+            *([LoraEditor(lora, merge_lora)] if lora is not None else []),
             *(editors or []),
         ]
         self.rows_before_selection_ = len(self.train_dataset) if isinstance(self.train_dataset, Dataset) else None
@@ -232,6 +236,7 @@ class QSelectTrainer(Trainer):
         }
         for editor in self.editors:
             values.update(editor.card(self))
+            values["training"].update(editor.training_rows(self))
         return values
 
     def write_model_card(self, output_dir: str | Path, model_name: str | None = None) -> Path:
