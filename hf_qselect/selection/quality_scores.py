@@ -32,7 +32,7 @@ def check_pairs_format(dataset: Any, text_column: str, kind: str) -> str:
 
 
 def _model_identity(model: str, gguf_file: str | None) -> str:
-    from ..models.saved import gguf_location
+    from ..models import gguf_location
 
     folder, gguf = gguf_location(model, gguf_file)
     files = [folder / gguf] if gguf else sorted(folder.glob("*.safetensors"))
