@@ -94,7 +94,7 @@ def test_lora_fine_tuning_saves_adapters_and_names_the_base_model(rows, tokenize
     assert "adapter_config.json" in saved and "adapter_model.safetensors" in saved and "model.safetensors" not in saved
     card = ModelCard.load(tmp_path / "adapters" / "README.md")
     assert (card.data.pipeline_tag, card.data.library_name, card.data.base_model) == ("text-generation", "peft", BASE)
-    assert {"peft", "lora"} <= set(card.data.tags) and any(r.metric_type == "perplexity" for r in card.data.eval_results)
+    assert {"peft", "lora"} <= set(card.data.tags) and {"loss", "perplexity"} <= {r.metric_type for r in card.data.eval_results}
 
 
 def test_a_causal_trainer_needs_text_it_can_select_on(rows, tokenizer, tmp_path):
@@ -126,7 +126,7 @@ def test_trl_sft_trainer_selects_then_trains_on_the_kept_rows_only(rows, tokeniz
     trainer.save_model(str(tmp_path / "saved"))
     card = ModelCard.load(tmp_path / "saved" / "README.md")
     assert card.data.pipeline_tag == "text-generation" and card.data.base_model == BASE
-    assert any(r.metric_type == "perplexity" for r in card.data.eval_results)
+    assert {"loss", "perplexity"} <= {r.metric_type for r in card.data.eval_results}
     with pytest.raises(ValueError, match="set packing=False"):
         QSelectSFTTrainer(model=model, args=QSelectSFTConfig(output_dir=str(tmp_path / "p"), packing=True, use_cpu=True, bf16=False,
                                                              report_to=[]), train_dataset=data, processing_class=tokenizer)
