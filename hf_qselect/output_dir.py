@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 STAGING, ASIDE = "staging", "old"
 _written: list[tuple[Path, Path | None]] = []  # (output replaced or written, the previous copy set aside, if any)
+_staging: set[Path] = set()  # staging folders being written: a file inside one is not an output until the folder is swapped in
 
 
 def clear_written() -> None:
@@ -172,12 +173,15 @@ def staged_output(target: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{STAGING}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     staging.mkdir()
+    _staging.add(staging)
     try:
         yield staging
         replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # gone already once it was renamed in
         raise
+    finally:
+        _staging.discard(staging)
 
 
 def check_output_file(path: str | os.PathLike | None, ours: Callable[[Path], bool], what: str,
@@ -225,7 +229,9 @@ def replace_file(path: str | os.PathLike, write: Callable[[Path], None], ours: C
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _written.append((_resolved(path), None))
+    written = _resolved(path)
+    if not any(folder in written.parents for folder in _staging):
+        _written.append((written, None))
     return path
 
 

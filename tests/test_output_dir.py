@@ -246,3 +246,24 @@ def test_the_interrupt_message_says_what_is_on_disk(tmp_path, step, when):
         assert f"{target} was written" in told and tree(target) == new
         assert left == ([told.split("previous copy ")[1].split()[0]] if "previous copy" in told else [])
     assert ("no output was changed" in told) == (step == 1 or (step == 2 and when == "before"))
+
+
+STAGED_FILES = """
+from hf_qselect.output_dir import interrupt_message, replace_file, staged_output
+try:
+    with staged_output(target) as staging:
+        replace_file(staging / "report.json", lambda tmp: tmp.write_text("{}"), lambda p: True, "report")
+        (staging / "data").mkdir()
+except KeyboardInterrupt:
+    print("TOLD: " + interrupt_message(), file=sys.stderr)
+    raise
+"""
+
+
+def test_files_written_inside_a_staging_folder_are_not_reported_as_outputs(tmp_path):
+    """A report written into the staging folder is part of the folder: interrupted before the swap, nothing changed."""
+    target, old, _ = old_and_new(tmp_path)
+    errors: list = []
+    run_killed(STAGED_FILES, target, "SIGINT", 1, stderr=errors)  # just before the old folder is set aside
+    told = next(line for line in errors[0].splitlines() if line.startswith("TOLD: "))
+    assert told == "TOLD: no output was changed" and tree(target) == old
