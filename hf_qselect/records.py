@@ -16,9 +16,8 @@ class JsonRecord:
         """The report as JSON text, also written to ``path`` when given (atomically; an existing file only if it is
         an earlier report of this kind, or with ``overwrite``)."""
         record = self.to_dict()
-        text = json.dumps(record, indent=indent, default=str)
         if path is not None:
             from .output_dir import write_json
 
-            write_json(path, json.loads(text), type(self).__name__, overwrite=overwrite, indent=indent)
-        return text
+            write_json(path, record, type(self).__name__, overwrite=overwrite, indent=indent, default=str)
+        return json.dumps(record, indent=indent, default=str)

@@ -45,6 +45,16 @@ def render_messages(messages: list[dict[str, str]], tokenizer: Any = None, add_g
     return "\n".join(f"{m['role']}: {m['content']}" for m in messages) + ("\nassistant:" if add_generation_prompt else "")
 
 
+def has_answer(answer: Any) -> bool:
+    """A response worth training on: a string that is not blank."""
+    return isinstance(answer, str) and bool(answer.strip())
+
+
+def check_answer(answer: Any, row: int) -> None:
+    if not has_answer(answer):
+        raise ValueError(f"row {row}: the response is empty; drop such rows first")
+
+
 def prompt_and_answer(row: dict[str, Any], fmt: str, tokenizer: Any, row_index: int, text_column: str = "text") -> tuple[str, str]:
     """``(prompt text, answer text)``: the loss goes on the answer; a text or messages row is all answer."""
     if fmt == "messages":
@@ -59,8 +69,7 @@ def prompt_and_answer(row: dict[str, Any], fmt: str, tokenizer: Any, row_index: 
     else:
         prompt = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
         answer = row["output"]
-    if not isinstance(answer, str) or not answer.strip():
-        raise ValueError(f"row {row_index}: the response is empty; drop such rows first")
+    check_answer(answer, row_index)
     messages = [{"role": "user", "content": prompt}]
     if fmt == "alpaca" or getattr(tokenizer, "chat_template", None):
         head = render_messages(messages, tokenizer, add_generation_prompt=True)
@@ -78,7 +87,7 @@ def without_empty_responses(dataset: Any, text_column: str = "text") -> tuple[An
     if fmt not in RESPONSE:
         return dataset, 0
     column = RESPONSE[fmt]
-    keep = [i for i, answer in enumerate(dataset[column]) if isinstance(answer, str) and answer.strip()]
+    keep = [i for i, answer in enumerate(dataset[column]) if has_answer(answer)]
     return (dataset.select(keep) if len(keep) < len(dataset) else dataset), len(dataset) - len(keep)
 
 
@@ -105,8 +114,7 @@ def row_texts(dataset: Any, text_column: str = "text", tokenizer: Any = None) ->
                 raise TypeError(f"row {index}: column {name!r} must hold strings, got {type(row[name]).__name__}")
         parts = [row["prompt"]] if fmt == "prompt_completion" else [row["instruction"], row.get("input") or ""]
         answer = row["completion" if fmt == "prompt_completion" else "output"]
-        if not answer or not answer.strip():
-            raise ValueError(f"row {index}: the response is empty; drop such rows first")
+        check_answer(answer, index)
         texts.append("\n\n".join(p for p in (*parts, answer) if p))
     return texts, fmt
 

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from ..annealing import anneal_settings, annealing
 from ..params import boolean, check_params, fraction, integer, one_of, param
 from ..qubo import AnnealSettings, anneal, get_solver
+from ..records import JsonRecord
 from . import grid, surrogate
 
 MODES = ("iterative", "surrogate")
@@ -43,7 +44,7 @@ class QuboClassifierParams:
 
 
 @dataclass
-class ClassifierReport:
+class ClassifierReport(JsonRecord):
     """What :meth:`QuboClassifier.fit` did: the surrogate energy and loss after each iteration, blocks, time."""
 
     bits: int
@@ -59,11 +60,6 @@ class ClassifierReport:
     accepted_blocks: int = 0
     rejected_blocks: int = 0
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
 
 
 class QuboClassifier(ClassifierMixin, BaseEstimator, QuboClassifierParams):

@@ -97,14 +97,10 @@ def load_compressed(directory: str | Path, model_class=None):
 def compress_saved_model(model_dir: str | Path, data: str, compressor, *, text_column: str = "text", label_column: str = "label",
                          calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
     """Load ``model_dir``, fit ``compressor`` on calibration rows of ``data`` and apply it. Returns ``(model, tokenizer, rows)``."""
-    from transformers import AutoConfig
-
     from ..models import check_model_dir
     from ..pruning import calibration_rows_of
 
-    config = AutoConfig.from_pretrained(check_model_dir(model_dir))
-    if (getattr(config, COMPRESSION_KEY, None) or {}).get("int8"):
-        raise ValueError(f"{model_dir} is already quantized ({len(config.hf_qselect_compression['int8'])} int8 modules); compress the fp32 model instead")
+    check_model_dir(model_dir, "compression")  # an int8 folder, a truncated file or an unsupported family: refused here
     model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
                                                  calibration_rows=calibration_rows, max_length=max_length, seed=seed)
     compressor.fit(model, rows).apply(model)

@@ -8,7 +8,6 @@ cost expression next to the classical costs, and a verdict per condition with th
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -71,7 +70,7 @@ class SparseTrainingReport:
         """The report as JSON (atomically; an existing file only if it is an earlier diagnostics report, or with ``overwrite``)."""
         from ..output_dir import write_json
 
-        return write_json(path, json.loads(json.dumps(self.to_dict())), "diagnostics report", overwrite=overwrite)
+        return write_json(path, self.to_dict(), "diagnostics report", overwrite=overwrite)
 
     def to_markdown(self) -> str:
         lines = [f"Sparse-training diagnostics (Liu et al. 2024): sparsity {self.params['sparsity']}, steps {list(self.params['steps'])}, "

@@ -59,7 +59,7 @@ def compression_section(r: dict | None) -> str:
             "`hf-qselect compress ... --onnx` also writes an ONNX Runtime copy.")
 
 
-def model_index(model_name: str, task: str, dataset: str | None, metrics: dict[str, float]) -> list[EvalResult] | None:
+def model_index(task: str, dataset: str | None, metrics: dict[str, float]) -> list[EvalResult] | None:
     """The ``model-index`` results: every final ``eval_*`` number, on the evaluation rows of ``dataset``."""
     results = [EvalResult(task_type=task, dataset_type=dataset or "custom", dataset_name=f"{dataset or 'custom'} (evaluation rows)",
                           metric_type=name.removeprefix("eval_"), metric_value=float(value), metric_name=name.removeprefix("eval_").replace("_", " "))
@@ -84,7 +84,7 @@ def render_model_card(*, model_name: str, base_model: str | None, log_history: l
         base_model=base if base and "/" in base and not Path(base).exists() else None,
         datasets=[dataset] if dataset and "/" in dataset and not Path(dataset).exists() and not dataset.startswith("builtin:") else None,
         metrics=sorted({k.removeprefix("eval_") for k in metrics if k not in SKIPPED_METRICS}) or None,
-        eval_results=model_index(model_name, pipeline_tag, dataset, metrics),
+        eval_results=model_index(pipeline_tag, dataset, metrics),
         tags=[*TAGS, pipeline_tag, *(["peft", "lora"] if library_name == "peft" else [])],
         library_name=library_name,
         pipeline_tag=pipeline_tag,

@@ -29,6 +29,16 @@ def calibration_labels(rows, label_column: str, label2id: dict[str, int], num_la
     return [label2id[str(v)] for v in values]
 
 
+def training_split(data: str, calibration_rows: int, max_length: int):
+    """The training split of ``data``, once the counts are checked (before anything loads)."""
+    if calibration_rows < 1:
+        raise ValueError(f"calibration_rows must be at least 1, got {calibration_rows}")
+    if max_length < 2:
+        raise ValueError(f"max_length must be at least 2, got {max_length}")
+    dataset = load_data(data)
+    return dataset["train"] if isinstance(dataset, DatasetDict) else dataset
+
+
 def shuffled_sample(dataset, count: int, seed: int):
     """``dataset.shuffle(seed=seed)``'s first ``count`` rows, and their positions in ``dataset`` (errors name those)."""
     from datasets import Dataset
@@ -47,13 +57,7 @@ def calibration_rows_of(model_dir: str | Path, data: str, *, text_column: str = 
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     check_model_dir(model_dir)
-    if calibration_rows < 1:
-        raise ValueError(f"calibration_rows must be at least 1, got {calibration_rows}")
-    if max_length < 2:
-        raise ValueError(f"max_length must be at least 2, got {max_length}")
-    dataset = load_data(data)
-    if isinstance(dataset, DatasetDict):
-        dataset = dataset["train"]
+    dataset = training_split(data, calibration_rows, max_length)
     for role, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in dataset.column_names:
             raise KeyError(f"{role}={column!r} is not in {data} (columns: {dataset.column_names})")
@@ -76,15 +80,9 @@ def causal_calibration_rows(model_dir: str | Path, data: str, *, gguf_file: str 
     from ..models import load_causal_lm
     from ..text_formats import detect_format, tokenize_causal
 
-    if calibration_rows < 1:
-        raise ValueError(f"calibration_rows must be at least 1, got {calibration_rows}")
-    if max_length < 2:
-        raise ValueError(f"max_length must be at least 2, got {max_length}")
-    dataset = load_data(data)
-    if isinstance(dataset, DatasetDict):
-        dataset = dataset["train"]
+    dataset = training_split(data, calibration_rows, max_length)
     detect_format(dataset.column_names, text_column)  # a one-line error before the model loads
-    rows = dataset.shuffle(seed=seed).select(range(min(calibration_rows, len(dataset))))
+    rows, _ = shuffled_sample(dataset, calibration_rows, seed)
     model, tokenizer = load_causal_lm(model_dir, gguf_file)
     return model, tokenizer, tokenize_causal(rows, tokenizer, max_length, text_column)
 
