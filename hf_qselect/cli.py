@@ -112,16 +112,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
         keeps = [float(k) for k in args.keep.split(",") if k.strip()]
     except ValueError:
         raise ValueError(f"--keep must be comma-separated fractions such as 0.75,0.5,0.25, got {args.keep!r}") from None
+    label_column = None if args.label_column.strip().lower() == "none" else args.label_column
     check_compare_args(methods, keeps, evaluation=args.eval, tolerance=args.tolerance, folds=args.folds, repeats=args.repeats,
-                       finetune_steps=args.finetune_steps)  # the flags' values, before loading anything
+                       finetune_steps=args.finetune_steps, label_column=label_column, model=args.model, epochs=args.epochs,
+                       max_length=args.max_length)  # the flags' values, before loading anything
     check_output_dir(args.out, input_paths(args.data), overwrite=args.overwrite)
     data = load_data(args.data)
     out = check_output_dir(args.out, input_paths(args.data, data), overwrite=args.overwrite)
     if isinstance(data, DatasetDict):
         data = data["train"]
+    options = {"quality": args.quality} if args.quality else None
     result = compare(data, methods, keeps, evaluation=args.eval, tolerance=args.tolerance, folds=args.folds, repeats=args.repeats,
-                     text_column=args.text_column, label_column=args.label_column, seed=args.seed, source=public_path(args.data),
-                     finetune_steps=args.finetune_steps)
+                     text_column=args.text_column, label_column=label_column, seed=args.seed, source=public_path(args.data),
+                     finetune_steps=args.finetune_steps, model=args.model, gguf_file=args.gguf_file, epochs=args.epochs,
+                     max_length=args.max_length, selector_options=options)
     result.save(out, overwrite=True)  # checked before the work
     print(result.markdown())
     print(f"wrote {out / 'compare.json'}, {out / 'compare.md'} and {out / 'compare.png'}")
@@ -205,7 +209,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     out, pruner = model_command(args, AnnealingPruner)
     model, tokenizer = prune_saved_model(args.model_dir, args.data, pruner, text_column=args.text_column, label_column=args.label_column,
                                          calibration_rows=args.calibration_rows, max_length=args.max_length, seed=args.seed,
-                                         gguf_file=args.gguf_file)
+                                         gguf_file=args.gguf_file, recover_steps=args.recover_steps, recover_batch=args.recover_batch,
+                                         recover_lr=args.recover_lr)
     with staged_output(out) as staging:
         save_pruned(model, tokenizer, pruner, staging)
     print(pruner.report_.summary())
@@ -214,6 +219,23 @@ def cmd_prune(args: argparse.Namespace) -> int:
     how = "hf_qselect.pruning.load_pruned" if needs_load_pruned(model.config) else "plain from_pretrained (or load_pruned)"
     print(f"wrote the pruned model to {out} (reload with {how}); report: {out / 'pruning_report.json'}")
     return 0
+
+
+def compressed_causal_lm(path: str):
+    """``(model, tokenizer)`` of a folder ``hf-qselect compress`` wrote, or ``(None, None)`` for any other path."""
+    from .models import COMPRESSION_KEY
+
+    config = Path(path) / "config.json"
+    if not config.is_file() or COMPRESSION_KEY not in json.loads(config.read_text()):
+        return None, None
+    from transformers import AutoTokenizer
+
+    from .compression import load_compressed
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return load_compressed(path), tokenizer
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -225,7 +247,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    model, tokenizer = load_causal_lm(args.model, args.gguf_file)
+    model, tokenizer = compressed_causal_lm(args.model) if args.gguf_file is None else (None, None)
+    if model is None:
+        model, tokenizer = load_causal_lm(args.model, args.gguf_file)
     text = render_messages([{"role": "user", "content": args.prompt}], tokenizer, add_generation_prompt=True) if not args.raw else args.prompt
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=not getattr(tokenizer, "chat_template", None) or args.raw)
     with torch.no_grad():
@@ -278,10 +302,20 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    """Compress a saved classifier within a size or latency budget; write it, its report and heat map (and ONNX)."""
+    """Compress a saved classifier or causal LM within a size (or, for a classifier, latency) budget; write it, its
+    report and heat map (and ONNX for a classifier)."""
     from .compression import AnnealingCompressor
 
     out, compressor = model_command(args, AnnealingCompressor)
+    if args.onnx or args.vocab:
+        from transformers import AutoConfig
+
+        from .models import gguf_location, is_causal_lm
+
+        folder, gguf = gguf_location(args.model_dir, args.gguf_file)
+        if gguf is not None or is_causal_lm(AutoConfig.from_pretrained(folder)):
+            raise ValueError("--onnx and --vocab serve classifiers; a causal LM is written as int8 safetensors only "
+                             "(reload with hf_qselect.compression.load_compressed)")
     if args.onnx:
         from .onnx_io import check_onnx_available
 
@@ -290,7 +324,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     model, tokenizer, rows = compress_saved_model(args.model_dir, args.data, compressor, text_column=args.text_column,
                                                   label_column=args.label_column, calibration_rows=args.calibration_rows,
-                                                  max_length=args.max_length, seed=args.seed)
+                                                  max_length=args.max_length, seed=args.seed, gguf_file=args.gguf_file)
     kept_tokens = None
     if args.vocab:
         from .compression import prune_vocabulary
@@ -362,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--calibration-rows", type=int, default=256, help="training rows the units are scored on")
     prune.add_argument("--gguf-file", default=None, help="a causal LM stored as a GGUF file in MODEL_DIR (dequantized to float32)")
     prune.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length (causal LMs: tokens per row)")
+    prune.add_argument("--recover-steps", type=int, default=0,
+                       help="causal LMs: LoRA recovery steps after pruning, on other rows of --data (0: none; needs hf-qselect[peft])")
+    prune.add_argument("--recover-batch", type=int, default=4, help="rows per LoRA recovery step")
+    prune.add_argument("--recover-lr", type=float, default=2e-4, help="LoRA recovery learning rate (constant)")
     generate = commands.add_parser("generate", help="greedy generation from a causal LM folder or GGUF file, to see that it still talks")
     generate.add_argument("model", help="causal LM folder (pruned by hf-qselect or not), or a .gguf file")
     generate.add_argument("--prompt", required=True, help="the user's message (rendered with the chat template, if any)")
@@ -374,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     compress = add_model_command(commands, "compress", "drop heads and FFN blocks and quantize Linears to int8 within a size or latency budget",
                                  CompressionParams, cmd_compress, "calibration data (same sources as select)")
     compress.add_argument("--calibration-rows", type=int, default=256, help="training rows the choices are scored on")
-    compress.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length")
+    compress.add_argument("--max-length", type=int, default=64, help="tokenizer truncation length (causal LMs: tokens per row)")
+    compress.add_argument("--gguf-file", default=None, help="a causal LM stored as a GGUF file in MODEL_DIR (dequantized to float32)")
     compress.add_argument("--onnx", action="store_true", help="also write an ONNX Runtime copy (int8 where chosen) to OUT/onnx")
     compress.add_argument("--vocab", action="store_true", help="also keep only the token embeddings the training texts use")
     diag = add_model_command(commands, "diagnose", "would this fine-tuning suit quantum sparse training? sparsity, Hessian spectrum, costs",
@@ -386,13 +425,21 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--data", required=True, help="same sources as select")
     comp.add_argument("--methods", default="random,qubo,facility,pasin2024", help="comma-separated methods")
     comp.add_argument("--keep", default="0.75,0.5,0.25", help="comma-separated keep rates")
-    comp.add_argument("--eval", default="probe", choices=["probe", "finetune"], help="probe: logistic regression on frozen embeddings (fast)")
-    comp.add_argument("--tolerance", type=float, default=1.0, help="macro-F1 points below full data that are acceptable")
+    comp.add_argument("--eval", default="probe", choices=["probe", "finetune", "causal-lm"],
+                      help="probe: logistic regression on frozen embeddings (fast); finetune: a short classifier fine-tune; "
+                           "causal-lm: LoRA on --model, held-out loss on the responses (with --label-column none)")
+    comp.add_argument("--tolerance", type=float, default=1.0,
+                      help="macro-F1 points below full data that are acceptable (causal-lm: percent of full data's loss)")
     comp.add_argument("--folds", type=int, default=5)
     comp.add_argument("--repeats", type=int, default=5)
     comp.add_argument("--finetune-steps", type=int, default=60, help="optimizer steps per run with --eval finetune")
     comp.add_argument("--text-column", default="text")
-    comp.add_argument("--label-column", default="label")
+    comp.add_argument("--label-column", default="label", help="none: rows without class labels (instruction, chat or text)")
+    comp.add_argument("--model", default=None, help="finetune: the classifier to fine-tune; causal-lm: the causal LM (folder, package:NAME or .gguf)")
+    comp.add_argument("--gguf-file", default=None, help="causal-lm: a GGUF file inside --model's folder")
+    comp.add_argument("--epochs", type=float, default=1.0, help="causal-lm: LoRA epochs on each subset")
+    comp.add_argument("--max-length", type=int, default=256, help="causal-lm: tokens per row")
+    comp.add_argument("--quality", default=None, help="a numeric column the quality-aware methods read (qubo, deita, quality)")
     comp.add_argument("--seed", type=int, default=0)
     comp.add_argument("--out", required=True, help="folder for compare.json, compare.md and compare.png")
     comp.add_argument("--overwrite", action="store_true")

@@ -10,12 +10,12 @@ from typing import Any
 
 
 def check_onnx_available(what: str = "ONNX export") -> None:
-    """Raise naming the extra unless onnx and onnxruntime import."""
+    """Raise naming what to install unless onnx and onnxruntime import (both are dependencies of hf-qselect)."""
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as err:
-        raise ImportError(f"{what} needs onnx and onnxruntime ({err.name} is missing): pip install 'hf-qselect[onnx]'") from err
+        raise ImportError(f"{what} needs onnx and onnxruntime ({err.name} is missing): pip install onnx onnxruntime onnxscript") from err
 
 
 def trace(module: Any, path: str | os.PathLike, input_names: list[str], output_name: str, opset: int = 17) -> Path:
@@ -68,11 +68,11 @@ class _OpenVinoSession:
 
 
 def check_openvino_available(what: str = "embedder_backend='openvino'") -> None:
-    """Raise naming the extra unless OpenVINO imports."""
+    """Raise naming what to install unless OpenVINO imports (a dependency of hf-qselect)."""
     try:
         import openvino  # noqa: F401
     except ImportError as err:
-        raise ImportError(f"{what} needs OpenVINO: pip install 'hf-qselect[openvino]'") from err
+        raise ImportError(f"{what} needs OpenVINO: pip install openvino") from err
 
 
 def openvino_session(path: str | os.PathLike, threads: int | None = None) -> _OpenVinoSession:

@@ -172,3 +172,62 @@ def test_scale_benchmark_smoke(tmp_path):
         assert ("jobs_anneal" in r["phases"]) == (r["rows"] == 4000)  # classes of ~1,333 rows are cut into chunks of 800
     assert (tmp_path / "mm" / "embeddings_4000x16_c3_s0.npy").exists()
     assert "| 4,000 |" in (tmp_path / "out" / "smoke.md").read_text()
+
+
+@pytest.fixture
+def sft_inputs(tmp_path):
+    """A tiny Llama and a data folder shaped like ../shared/data (alpaca/alpaca_data.json, gsm8k/test.jsonl)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from hf_qselect.selection.embeddings import default_embedder
+
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder())
+    tokenizer.eos_token = tokenizer.sep_token
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                 pad_token_id=tokenizer.pad_token_id)).save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    topics = ["cooking", "taxes", "football", "poetry", "rivers"]
+    (tmp_path / "data" / "alpaca").mkdir(parents=True)
+    (tmp_path / "data" / "gsm8k").mkdir()
+    rows = [{"instruction": f"Say something about {topics[i % 5]} {i}", "input": "", "output": "" if i == 3 else f"{topics[i % 5]} fact {i}."}
+            for i in range(40)]
+    (tmp_path / "data" / "alpaca" / "alpaca_data.json").write_text(json.dumps(rows))
+    (tmp_path / "data" / "gsm8k" / "test.jsonl").write_text("\n".join(
+        json.dumps({"question": f"What is {i} + {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"}) for i in range(10)))
+    return tmp_path
+
+
+def test_sft_benchmark_smoke(sft_inputs, monkeypatch):
+    import sft
+
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(sft_inputs / "cache"))
+    argv = ["--pool", "20", "--eval-rows", "4", "--keeps", "0.5,0.25", "--methods", "full,random,qubo,deita,semdedup", "--seeds", "0,1",
+            "--max-length", "40", "--quality", "loss", "--model", str(sft_inputs / "llama"), "--data-dir", str(sft_inputs / "data"),
+            "--out", str(sft_inputs / "out"), "--name", "smoke"]
+    sft.main(argv)
+    result = json.loads((sft_inputs / "out" / "smoke.json").read_text())
+    assert len(result["runs"]) == 2 * (1 + 4 * 2) and result["rows"] == {"pool": 20, "alpaca_held_out": 4, "gsm8k": 4}
+    assert {r["rows"] for r in result["runs"].values() if r["keep"] == 0.25} == {5}  # exactly round(keep x pool) rows
+    assert all(set(r["loss"]) == {"alpaca", "gsm8k"} and all(v > 0 for v in r["loss"].values()) for r in result["runs"].values())
+    table = (sft_inputs / "out" / "smoke.md").read_text()
+    assert "| 0.25 | qubo | 5 |" in table and "Δ vs random" in table and (sft_inputs / "out" / "smoke.png").stat().st_size > 0
+    before = (sft_inputs / "out" / "smoke.json").read_text()
+    sft.main(argv + ["--resume"])  # every run is already there: nothing is trained again
+    assert json.loads((sft_inputs / "out" / "smoke.json").read_text())["runs"] == json.loads(before)["runs"]
+
+
+def test_sft_speed_benchmark_smoke(sft_inputs, monkeypatch):
+    import sft_speed
+
+    monkeypatch.setenv("HF_QSELECT_CACHE", str(sft_inputs / "cache"))
+    sft_speed.main(["--rows", "30", "--timed-rows", "12", "--backends", "torch,onnx", "--repeats", "1", "--data-dir", str(sft_inputs / "data"),
+                    "--out", str(sft_inputs / "out"), "--name", "speed"])
+    result = json.loads((sft_inputs / "out" / "speed.json").read_text())
+    assert set(result["backends"]) == {"torch", "onnx"} and result["backends"]["onnx"]["cosine_min"] >= 0.999
+    from hf_qselect.selection import keep_count
+
+    assert result["rows"] == 30 and result["default_selection"]["kept"] == keep_count(0.25, 30)  # rows with an empty output are skipped
+    assert "x torch" in (sft_inputs / "out" / "speed.md").read_text()

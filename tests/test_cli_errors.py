@@ -145,6 +145,20 @@ CASES = [
      "finetune_steps must be an integer >= 1"),
     ("compare-one-fold", ["compare", "--data", "in/data.csv", "--folds", "1", "--out", "o"], "folds must be an integer >= 2"),
     ("compare-zero-repeats", ["compare", "--data", "in/data.csv", "--repeats", "0", "--out", "o"], "repeats must be an integer >= 1"),
+    ("prune-recovery-on-a-classifier", ["prune", "model", "--data", "in/data.csv", "--remove-heads", "0.5", "--recover-steps", "2", "--out", "p"],
+     "LoRA recovery (recover_steps) is for causal LMs"),
+    # issue 27: compare without class labels
+    ("compare-causal-lm-with-labels", ["compare", "--data", "in/data.csv", "--eval", "causal-lm", "--model", "m", "--out", "o"],
+     "pass label_column=None (--label-column none)"),
+    ("compare-causal-lm-without-model", ["compare", "--data", "in/data.csv", "--eval", "causal-lm", "--label-column", "none", "--out", "o"],
+     "evaluation='causal-lm' needs model="),
+    ("compare-probe-without-labels", ["compare", "--data", "in/data.csv", "--label-column", "none", "--out", "o"],
+     "use evaluation='causal-lm' with model="),
+    ("compare-unlabelled-with-a-labelled-method", ["compare", "--data", "in/data.csv", "--eval", "causal-lm", "--model", "m",
+                                                   "--label-column", "none", "--methods", "random,pasin2024", "--out", "o"],
+     "method(s) ['pasin2024'] need class labels"),
+    ("compare-zero-epochs", ["compare", "--data", "in/data.csv", "--eval", "causal-lm", "--model", "m", "--label-column", "none",
+                             "--epochs", "0", "--out", "o"], "epochs must be a number > 0"),
     # 10: missing texts named by their row in the file
     ("compress-missing-text", ["compress", "model", "--data", "in/holes.csv", "--out", "p"], "missing (None) values at rows [3, 7, 11]"),
     # 11, 13: counts checked before any work

@@ -87,10 +87,48 @@ def test_cli_prunes_a_causal_lm_that_reloads_plainly_and_still_generates(fmt, mo
     assert capsys.readouterr().out.strip() != ""
 
 
+def test_cli_compresses_a_causal_lm_to_int8_that_reloads_and_generates(model_dir, tmp_path, capsys):
+    from hf_qselect.compression import load_compressed
+
+    data = write_format("messages", tmp_path)
+    out = tmp_path / "int8"
+    assert main(["compress", str(model_dir), "--data", data, "--budget", "50%", "--ffn-block", "16", "--calibration-rows", "8",
+                 "--max-length", "32", "--no-show-progress", "--out", str(out)]) == 0
+    report = json.loads((out / "compression_report.json").read_text())
+    assert report["bytes_after"]["non_embedding"] <= 0.5 * report["bytes_before"]["non_embedding"]
+    assert all(h % 3 == 0 for h in report["heads_after"])  # whole key/value groups (3 query heads each)
+    model = load_compressed(out)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    capsys.readouterr()
+    assert main(["generate", str(out), "--prompt", "say hello", "--max-new-tokens", "4"]) == 0
+    assert capsys.readouterr().out.strip() != ""
+    assert main(["compress", str(model_dir), "--data", data, "--budget", "50%", "--onnx", "--out", str(tmp_path / "o")]) == 2
+    assert "--onnx and --vocab serve classifiers" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_cli_prunes_then_recovers_by_lora_on_other_rows(model_dir, tmp_path, capsys):
+    data = write_format("alpaca", tmp_path)
+    common = ["prune", str(model_dir), "--data", data, "--remove-ffn", "0.5", "--uniform", "--ffn-multiple", "1", "--calibration-rows", "8",
+              "--max-length", "32", "--no-show-progress"]
+    assert main(common + ["--out", str(tmp_path / "plain")]) == 0
+    assert main(common + ["--recover-steps", "3", "--recover-batch", "2", "--recover-lr", "0.01", "--out", str(tmp_path / "rec")]) == 0
+    assert "recovered by lora (3 steps x 2 rows)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "rec" / "pruning_report.json").read_text())
+    assert report["recovery"]["steps"] == 3 and report["recovery"]["rows_drawn"] == 6 and report["recovery"]["data"] == "alpaca.jsonl"
+    assert json.loads((tmp_path / "plain" / "pruning_report.json").read_text())["recovery"] is None
+    plain, recovered = (AutoModelForCausalLM.from_pretrained(tmp_path / name) for name in ("plain", "rec"))  # the same pruned shape
+    assert plain.config.intermediate_size == recovered.config.intermediate_size == 32
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert not torch.allclose(plain(input_ids=ids).logits, recovered(input_ids=ids).logits)  # the merged adapters changed it
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--remove-heads", "0.9", "--head-unit", "query"], "would leave no query head in a key/value group"),
     (["--max-length", "1"], "--max-length must be at least 2"),
     (["--gguf-file", "missing.gguf"], "no GGUF file missing.gguf"),
+    (["--remove-ffn", "0.5", "--recover-steps", "-1"], "recover_steps must be an integer >= 0"),
+    (["--remove-ffn", "0.5", "--recover-steps", "2", "--recover-batch", "0"], "recover_batch must be an integer >= 1"),
+    (["--remove-ffn", "0.5", "--recover-steps", "2", "--recover-lr", "0"], "recover_lr must be > 0"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(argv, match, model_dir, tmp_path, capsys):
     data = write_format("text", tmp_path)

@@ -157,11 +157,72 @@ def test_calibration_rows_without_tokens_and_unsupported_families_are_named(cali
         AnnealingPruner(remove_heads=0.5).fit(gpt2, calibration)
 
 
-def test_compression_refuses_grouped_query_attention_until_it_supports_it(calibration):
+def gated_logits(model, heads: dict[int, list[int]], neurons: dict[int, list[int]], x):
+    """The unpruned model with everything not kept gated to 0 (what removal must reproduce)."""
+    shape = adapter_for(model).shape(model)
+    masks = {}
+    for layer in range(len(shape.heads_per_layer)):
+        h, n = np.zeros(shape.heads_per_layer[layer]), np.zeros(shape.ffn_per_layer[layer])
+        h[heads[layer]], n[neurons[layer]] = 1, 1
+        masks[f"layer.{layer}.heads"], masks[f"layer.{layer}.ffn"] = h, n
+    with Gates(model, layer_unit_sets(model)) as gates, torch.no_grad():
+        gates.set_masks(masks)
+        return model(x).logits
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_compression_of_a_grouped_query_decoder_keeps_whole_groups_and_its_size_model(family, calibration, tmp_path):
+    from hf_qselect.compression import AnnealingCompressor, load_compressed, save_compressed
+    from hf_qselect.compression.quantize import weight_bytes
+
+    model = tiny(family)
+    skip = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+    fp32 = sum(p.numel() * 4 for p in model.parameters() if id(p) not in skip)  # every weight but the token tables
+    assert weight_bytes(model)[0] == fp32
+    c = AnnealingCompressor(budget="45%", ffn_block=16, seed=0, show_progress=False).fit(model, calibration)
+    assert c.report_.predicted_bytes_before == fp32
+    heads, neurons = c.choice_.kept_heads(c.layout_), c.choice_.kept_neurons(c.layout_)
+    for layer, kept in heads.items():  # whole key/value groups: query heads 0-2 or 3-5, never a part of one
+        assert kept and len(kept) % 3 == 0
+        assert sorted(kept) == [g * 3 + j for g in sorted({h // 3 for h in kept}) for j in range(3)]
+    x = torch.tensor([[5, 9, 12, 30, 7, 2]])
+    reference = gated_logits(model, heads, neurons, x)
+    c.prune(model)
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, reference, atol=1e-5)  # removal = the gated forward pass
+    c.quantize(model)
+    assert weight_bytes(model)[0] == c.report_.predicted_bytes_after == c.report_.bytes_after["non_embedding"] <= 0.45 * fp32
+    out = save_compressed(model, tmp_path / "int8")
+    again = load_compressed(out)
+    assert type(again) is type(model)
+    with torch.no_grad():
+        assert torch.equal(again(x).logits, model(x).logits)
+    tokens = dict(max_new_tokens=5, do_sample=False, pad_token_id=0)
+    assert torch.equal(again.generate(x, **tokens), model.generate(x, **tokens))
+
+
+def test_compression_slices_a_groups_rows_per_projection(calibration):
+    from hf_qselect.compression.layout import build_layout
+    from hf_qselect.compression.sensitivity import unit_slices
+
+    model = tiny("qwen2")  # q, k and v carry biases
+    layout = build_layout(model, 16)
+    qkv = next(m for m, mod in enumerate(layout.modules) if mod.layer == 0 and mod.role == "qkv")
+    layer = adapter_for(model).layers(model)[0]
+    assert [list(layout.units[u].members) for u in layout.modules[qkv].units] == [[0, 1, 2], [3, 4, 5]]
+    assert layout.modules[qkv].unit_weights == [(3 * 8 + 2 * 8) * 48] * 2 and layout.modules[qkv].unit_biases == [5 * 8] * 2
+    for proj, width in (("q_proj", 24), ("k_proj", 8), ("v_proj", 8)):
+        slices = unit_slices(layout, qkv, getattr(layer.self_attn, proj))
+        assert [(s.start, s.stop) for s, rows in slices] == [(0, width), (width, 2 * width)] and all(rows for _, rows in slices)
+    out = next(m for m, mod in enumerate(layout.modules) if mod.layer == 0 and mod.role == "attention_output")
+    assert [(s.start, s.stop, rows) for s, rows in unit_slices(layout, out, layer.self_attn.o_proj)] == [(0, 24, False), (24, 48, False)]
+
+
+def test_compression_refuses_a_latency_budget_for_grouped_query_attention(calibration):
     from hf_qselect.compression import AnnealingCompressor
 
-    with pytest.raises(TypeError, match="compression does not support grouped-query attention yet"):
-        AnnealingCompressor(budget="50%").fit(tiny(), calibration)
+    with pytest.raises(ValueError, match="latency_ms budgets are not built for grouped-query attention"):
+        AnnealingCompressor(latency_ms=5.0).fit(tiny(), calibration)
 
 
 def test_subnetwork_selection_runs_on_a_decoder_through_the_same_gating_hook():

@@ -28,7 +28,7 @@ def test_selector_with_an_onnx_backend_records_it(small, tmp_path):
     ds, _ = small
     sel = InstanceSelector(keep=0.5, seed=0, embedder_backend="onnx", cache_dir=tmp_path, show_progress=False, n_jobs=1).fit(ds)
     assert len(sel.indices_) == 120 and sel.report_.embedding_precision == "onnx"
-    torch_sel = InstanceSelector(keep=0.5, seed=0, cache_dir=tmp_path, show_progress=False, n_jobs=1).fit(ds)
+    torch_sel = InstanceSelector(keep=0.5, seed=0, embedder_backend="torch", cache_dir=tmp_path, show_progress=False, n_jobs=1).fit(ds)
     assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 2  # separate cache entries per backend
     assert np.abs(sel.embeddings_ - torch_sel.embeddings_).max() < 1e-4
     provenance = sel.provenance("onnx")  # what the card's reproduce command is built from: valid flags only

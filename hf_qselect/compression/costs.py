@@ -50,10 +50,22 @@ def is_embedding(name: str) -> bool:
     return ".embeddings." in f".{name}"
 
 
+def embedding_weights(model) -> set[int]:
+    """``id`` of the token embedding and the LM head (tied or not), whatever the family calls them."""
+    found = set()
+    for get in ("get_input_embeddings", "get_output_embeddings"):
+        module = getattr(model, get, lambda: None)()
+        if module is not None and getattr(module, "weight", None) is not None:
+            found.add(id(module.weight))
+    return found
+
+
 def size_costs(layout: Layout, model) -> CostModel:
     """Bytes of the non-embedding weights as a function of the choice."""
     linear_names = {f"{n}.{p}" for module in layout.modules for n in layout.module_names(module) for p in ("weight", "bias")}
-    base = sum(p.numel() * 4 for name, p in model.named_parameters() if not is_embedding(name) and name not in linear_names)
+    embeddings = embedding_weights(model)
+    base = sum(p.numel() * 4 for name, p in model.named_parameters()
+               if not is_embedding(name) and id(p) not in embeddings and name not in linear_names)
     per_unit, const = [], []
     for module in layout.modules:
         w, b = np.asarray(module.unit_weights, float), np.asarray(module.unit_biases, float)

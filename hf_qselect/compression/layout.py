@@ -2,7 +2,9 @@
 
 Per transformer layer there are four modules, each one precision choice: ``qkv`` (query, key and value together),
 ``attention_output``, ``intermediate`` and ``output``. A head owns ``3 * head_size`` rows of ``qkv`` and
-``head_size`` columns of ``attention_output``; an FFN block owns ``ffn_block`` rows of ``intermediate`` and as
+``head_size`` columns of ``attention_output``; with grouped-query attention the head unit is a key/value group (one
+key/value head with the ``G`` query heads that share it), which owns ``(G + 2) * head_size`` rows of ``qkv`` and
+``G * head_size`` columns of ``attention_output``; an FFN block owns ``ffn_block`` rows of ``intermediate`` and as
 many columns of ``output``. The pooler's dense Linear, where the model has one, is a fifth kind of module with no
 units (a precision choice only). Every layer keeps its most important head and FFN block (those units have only the
 ``keep`` option), so no layer is emptied and the layer count stays as it is.
@@ -22,7 +24,8 @@ MODEL_ROLES = {"qkv": ("query", "key", "value"), "attention_output": ("attention
 
 @dataclass
 class Unit:
-    """A head (``members``: its head index) or an FFN block (``members``: its neuron indices) of one layer."""
+    """A head (``members``: its query head index, or with grouped-query attention the query heads of its key/value
+    group) or an FFN block (``members``: its neuron indices) of one layer."""
 
     kind: str  # "head" | "ffn"
     layer: int
@@ -74,22 +77,24 @@ def build_layout(model, ffn_block: int) -> Layout:
     prefix = adapter.layer_prefix(model)
     units: list[Unit] = []
     modules: list[Module] = []
-    for l, (heads, width) in enumerate(zip(shape.heads_per_layer, shape.ffn_per_layer)):
+    for l, (n_heads, n_kv, width) in enumerate(zip(shape.heads_per_layer, shape.kv_heads_per_layer, shape.ffn_per_layer)):
         names = {role: tuple(n for r in MODEL_ROLES[role] for n in adapter.linear(layers[l], r)) for role in ROLES}
         linears = {role: [layers[l].get_submodule(n) for n in names[role]] for role in ROLES}
+        heads = n_kv  # head units: one per key/value head (a group of query heads, or one head without grouping)
+        per = n_heads // n_kv
         qkv_rows = sum(m.out_features for m in linears["qkv"]) // heads
         qkv_bias = sum(m.out_features for m in linears["qkv"] if m.bias is not None) // heads
         in_bias = sum(1 for m in linears["intermediate"] if m.bias is not None)
         out_bias = hidden if any(m.bias is not None for m in linears["attention_output"]) else 0
         ffn_out_bias = hidden if any(m.bias is not None for m in linears["output"]) else 0
         head_ids = list(range(len(units), len(units) + heads))
-        units += [Unit("head", l, np.array([h])) for h in range(heads)]
+        units += [Unit("head", l, np.arange(g * per, (g + 1) * per)) for g in range(heads)]
         blocks = [np.arange(start, min(start + ffn_block, width)) for start in range(0, width, ffn_block)]
         ffn_ids = list(range(len(units), len(units) + len(blocks)))
         units += [Unit("ffn", l, b) for b in blocks]
         n_in = len(names["intermediate"])
         modules.append(Module(l, "qkv", names["qkv"], head_ids, [qkv_rows * hidden] * heads, [qkv_bias] * heads))
-        modules.append(Module(l, "attention_output", names["attention_output"], head_ids, [size * hidden] * heads, [0] * heads, out_bias))
+        modules.append(Module(l, "attention_output", names["attention_output"], head_ids, [per * size * hidden] * heads, [0] * heads, out_bias))
         modules.append(Module(l, "intermediate", names["intermediate"], ffn_ids, [n_in * len(b) * hidden for b in blocks], [in_bias * len(b) for b in blocks]))
         modules.append(Module(l, "output", names["output"], ffn_ids, [len(b) * hidden for b in blocks], [0] * len(blocks), ffn_out_bias))
     for name in adapter.other_linears(model):
@@ -119,10 +124,11 @@ class Choice:
     int8: np.ndarray  # bool per module
 
     def kept_heads(self, layout: Layout) -> dict[int, list[int]]:
+        """The query heads each layer keeps (every query head of a kept key/value group)."""
         out: dict[int, list[int]] = {l: [] for l in range(layout.n_layers)}
         for unit, kept in zip(layout.units, self.keep):
             if kept and unit.kind == "head":
-                out[unit.layer].append(int(unit.members[0]))
+                out[unit.layer].extend(int(h) for h in unit.members)
         return out
 
     def kept_neurons(self, layout: Layout) -> dict[int, list[int]]:

@@ -42,8 +42,9 @@ def quantize_linears(model, names: list[str]):
 
 def weight_bytes(model) -> tuple[int, int]:
     """``(non-embedding, total)`` bytes of the weights as :func:`save_compressed` stores them."""
-    from .costs import SCALE_BYTES, is_embedding
+    from .costs import SCALE_BYTES, embedding_weights, is_embedding
 
+    embeddings = embedding_weights(model)
     non_embedding = total = 0
     quantized = {}
     for name, module in model.named_modules():
@@ -56,5 +57,5 @@ def weight_bytes(model) -> tuple[int, int]:
     for name, p in model.named_parameters():
         size = p.numel() * p.element_size()
         total += size
-        non_embedding += 0 if is_embedding(name) else size
+        non_embedding += 0 if is_embedding(name) or id(p) in embeddings else size
     return non_embedding, total

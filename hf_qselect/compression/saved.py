@@ -55,6 +55,8 @@ def write_compressed(model, folder: str | Path, tokenizer=None) -> Path:
     recorded = dict(getattr(model.config, COMPRESSION_KEY, None) or {})
     recorded["int8"] = quantized
     setattr(model.config, COMPRESSION_KEY, recorded)
+    if not getattr(model.config, "architectures", None):  # as save_pretrained records it: what the loader rebuilds
+        model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(folder)
     save_file(state, str(folder / WEIGHTS), metadata={"format": "pt", "writer": "hf_qselect.compression"})
     if tokenizer is not None:
@@ -63,10 +65,11 @@ def write_compressed(model, folder: str | Path, tokenizer=None) -> Path:
 
 
 def load_compressed(directory: str | Path, model_class=None):
-    """Rebuild what :func:`save_compressed` wrote: same shapes, same int8 modules, identical logits."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    """Rebuild what :func:`save_compressed` wrote: same shapes, same int8 modules, identical logits. ``model_class``:
+    ``AutoModelForCausalLM`` for a causal LM's folder, ``AutoModelForSequenceClassification`` otherwise (by default)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from ..models import check_model_dir, check_safetensors, pruned_skeleton, read_weights
+    from ..models import check_model_dir, check_safetensors, is_causal_lm, pruned_skeleton, read_weights
 
     path = check_model_dir(directory)
     if not (path / WEIGHTS).exists():
@@ -76,7 +79,8 @@ def load_compressed(directory: str | Path, model_class=None):
     if not isinstance(getattr(config, COMPRESSION_KEY, None), dict):
         raise ValueError(f"{path} was not written by hf_qselect.compression.save_compressed (no {COMPRESSION_KEY} in config.json); "
                          "load it with from_pretrained or hf_qselect.models.load_pruned")
-    model = pruned_skeleton(config, model_class or AutoModelForSequenceClassification)
+    default = AutoModelForCausalLM if is_causal_lm(config) else AutoModelForSequenceClassification
+    model = pruned_skeleton(config, model_class or default)
     state = read_weights(path)
     int8 = list((getattr(config, COMPRESSION_KEY, None) or {}).get("int8", []))
     absent = [name for name in int8 if name + INT8 not in state]
@@ -95,13 +99,23 @@ def load_compressed(directory: str | Path, model_class=None):
 
 
 def compress_saved_model(model_dir: str | Path, data: str, compressor, *, text_column: str = "text", label_column: str = "label",
-                         calibration_rows: int = 256, max_length: int = 64, seed: int = 0):
-    """Load ``model_dir``, fit ``compressor`` on calibration rows of ``data`` and apply it. Returns ``(model, tokenizer, rows)``."""
-    from ..models import check_model_dir
-    from ..pruning import calibration_rows_of
+                         calibration_rows: int = 256, max_length: int = 64, seed: int = 0, gguf_file: str | None = None):
+    """Load ``model_dir`` (a classifier, or a causal LM folder or GGUF file), fit ``compressor`` on calibration rows of
+    ``data`` (class labels for a classifier; text in any of :mod:`~hf_qselect.text_formats`' formats for a causal LM)
+    and apply it. Returns ``(model, tokenizer, rows)``."""
+    from transformers import AutoConfig
 
-    check_model_dir(model_dir, "compression")  # an int8 folder, a truncated file or an unsupported family: refused here
-    model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
-                                                 calibration_rows=calibration_rows, max_length=max_length, seed=seed)
+    from ..models import check_model_dir, gguf_location, is_causal_lm
+    from ..pruning import calibration_rows_of, causal_calibration_rows
+
+    folder, gguf = gguf_location(model_dir, gguf_file)
+    if gguf is None:
+        check_model_dir(folder, "compression")  # an int8 folder, a truncated file or an unsupported family: refused here
+    if gguf is not None or is_causal_lm(AutoConfig.from_pretrained(folder)):
+        model, tokenizer, rows = causal_calibration_rows(model_dir, data, gguf_file=gguf_file, text_column=text_column,
+                                                         calibration_rows=calibration_rows, max_length=max_length, seed=seed)
+    else:
+        model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
+                                                     calibration_rows=calibration_rows, max_length=max_length, seed=seed)
     compressor.fit(model, rows).apply(model)
     return model, tokenizer, rows

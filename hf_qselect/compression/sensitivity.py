@@ -44,15 +44,18 @@ def int8_rounding(weight: torch.Tensor) -> torch.Tensor:
     return torch.fake_quantize_per_tensor_affine(weight.detach().float(), float(scale), int(zero_point), observer.quant_min, observer.quant_max)
 
 
-def unit_gates(model, layout: Layout) -> tuple[Any, list[torch.Tensor]]:
-    """The model layer's gating hook on every layer's heads and FFN neurons, and per layer the block each neuron is in."""
+def unit_gates(model, layout: Layout) -> tuple[Any, list[torch.Tensor], list[torch.Tensor]]:
+    """The model layer's gating hook on every layer's heads and FFN neurons, and per layer the unit each query head
+    is in (its key/value group with grouped-query attention) and the block each neuron is in."""
     from ..models import Gates, layer_unit_sets
 
-    block_of = []
-    for l in range(layout.n_layers):
-        members = [u.members for u in layout.units if u.layer == l and u.kind == "ffn"]
-        block_of.append(torch.as_tensor(np.concatenate([np.full(len(m), i) for i, m in enumerate(members)])))
-    return Gates(model, layer_unit_sets(model)), block_of
+    def owner(kind: str, l: int) -> torch.Tensor:
+        members = [u.members for u in layout.units if u.layer == l and u.kind == kind]
+        return torch.as_tensor(np.concatenate([np.full(len(m), i) for i, m in enumerate(members)]))
+
+    head_of = [owner("head", l) for l in range(layout.n_layers)]
+    block_of = [owner("ffn", l) for l in range(layout.n_layers)]
+    return Gates(model, layer_unit_sets(model)), head_of, block_of
 
 
 def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], batch_size: int,
@@ -71,7 +74,8 @@ def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], bat
     fisher = {name: torch.zeros_like(w) for name, w in weights.items()}
     gates = np.zeros(len(layout.units))
     order = [i for l in range(layout.n_layers) for kind in ("head", "ffn") for i, u in enumerate(layout.units) if u.layer == l and u.kind == kind]
-    hooks, block_of = unit_gates(model, layout)
+    hooks, head_of, block_of = unit_gates(model, layout)
+    head_of = [index.to(device) for index in head_of]
     block_of = [index.to(device) for index in block_of]
     was_training = model.training
     model.eval()
@@ -84,7 +88,7 @@ def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], bat
         pad, causal = adapter.pad_id(model.config), adapter.can_generate(model)
         for batch in tqdm(calibration_batches(dataset, batch_size, device, pad, causal), total=n_batches, desc="compression sensitivity", disable=not show_progress):
             hooks.values = {name: gate for l in range(layout.n_layers)
-                            for name, gate in ((f"layer.{l}.heads", head_gates[l]), (f"layer.{l}.ffn", block_gates[l][block_of[l]]))}
+                            for name, gate in ((f"layer.{l}.heads", head_gates[l][head_of[l]]), (f"layer.{l}.ffn", block_gates[l][block_of[l]]))}
             loss = model(**batch).loss
             gate_list = [g for pair in zip(head_gates, block_gates) for g in pair]
             grads = torch.autograd.grad(loss, gate_list + list(weights.values()))
@@ -101,16 +105,18 @@ def gradient_pass(model, dataset: Dataset, layout: Layout, names: list[str], bat
     return gates, {name: f / max(count, 1) for name, f in fisher.items()}, count
 
 
-def unit_slices(layout: Layout, module_index: int) -> list[tuple[slice | np.ndarray, bool]]:
-    """Per unit of a module: the rows (``True``) or columns (``False``) of its Linears that unit owns."""
+def unit_slices(layout: Layout, module_index: int, linear: torch.nn.Linear) -> list[tuple[slice | np.ndarray, bool]]:
+    """Per unit of a module: the rows (``True``) or columns (``False``) of ``linear`` (one of its Linears) that unit
+    owns. A head unit's share is an equal slice in unit order (``head_size`` for a head; with grouped-query attention
+    a group's query heads in ``q_proj`` and ``o_proj``, its key/value head in ``k_proj`` and ``v_proj``)."""
     module = layout.modules[module_index]
     outputs = module.role in ("qkv", "intermediate")
+    width = (linear.out_features if outputs else linear.in_features) // max(len(module.units), 1)
     out = []
-    for u in module.units:
+    for position, u in enumerate(module.units):
         unit = layout.units[u]
         if unit.kind == "head":
-            h = int(unit.members[0])
-            out.append((slice(h * layout.head_size, (h + 1) * layout.head_size), outputs))
+            out.append((slice(position * width, (position + 1) * width), outputs))
         else:
             out.append((np.asarray(unit.members), outputs))
     return out
@@ -125,11 +131,12 @@ def measure_sensitivity(model, dataset: Dataset, layout: Layout, batch_size: int
     for m, module in enumerate(layout.modules):
         errors = np.zeros(len(module.units))
         for name in layout.module_names(module):
-            weight = model.get_submodule(name).weight.detach().float()
+            linear = model.get_submodule(name)
+            weight = linear.weight.detach().float()
             weighted = 0.5 * fisher[name] * (weight - int8_rounding(weight)) ** 2
             if not module.units:
                 fixed[m] += float(weighted.sum())
-            for j, (index, rows) in enumerate(unit_slices(layout, m)):
+            for j, (index, rows) in enumerate(unit_slices(layout, m, linear)):
                 errors[j] += float(weighted[index].sum() if rows else weighted[:, index].sum())
         quant.append(errors)
     return Sensitivity(drop=drop, quant=quant, batches=batches, quant_fixed=fixed)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from ..lazy import lazy_dir, lazy_getattr
 from .params import PRUNE_METHODS, PruningParams, check_budget
 
-_EXPORTS = {"AnnealingPruner": ".pruner", "PruningReport": ".report", "calibration_rows_of": ".saved", "load_pruned": "..models",
-            "lora_recover": ".recovery"}
-__all__ = ["AnnealingPruner", "PRUNE_METHODS", "PruningParams", "PruningReport", "calibration_rows_of", "check_budget", "load_pruned",
-           "lora_recover"]
+_EXPORTS = {"AnnealingPruner": ".pruner", "PruningReport": ".report", "calibration_rows_of": ".saved", "causal_calibration_rows": ".saved",
+            "load_pruned": "..models", "lora_recover": ".recovery"}
+__all__ = ["AnnealingPruner", "PRUNE_METHODS", "PruningParams", "PruningReport", "calibration_rows_of", "causal_calibration_rows", "check_budget",
+           "load_pruned", "lora_recover"]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 __dir__ = lazy_dir(_EXPORTS, globals())
 
@@ -20,4 +20,4 @@ if TYPE_CHECKING:
     from .pruner import AnnealingPruner
     from .recovery import lora_recover
     from .report import PruningReport
-    from .saved import calibration_rows_of
+    from .saved import calibration_rows_of, causal_calibration_rows

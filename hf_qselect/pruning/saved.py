@@ -87,11 +87,31 @@ def causal_calibration_rows(model_dir: str | Path, data: str, *, gguf_file: str 
     return model, tokenizer, tokenize_causal(rows, tokenizer, max_length, text_column)
 
 
+def check_recovery(recover_steps: int, recover_batch: int, recover_lr: float, causal: bool) -> None:
+    """The LoRA recovery settings, before any weight loads: counts, a causal LM, and PEFT installed."""
+    if isinstance(recover_steps, bool) or not isinstance(recover_steps, int) or recover_steps < 0:
+        raise ValueError(f"recover_steps must be an integer >= 0 (0: no recovery), got {recover_steps!r}")
+    if not recover_steps:
+        return
+    if isinstance(recover_batch, bool) or not isinstance(recover_batch, int) or recover_batch < 1:
+        raise ValueError(f"recover_batch must be an integer >= 1, got {recover_batch!r}")
+    if not recover_lr > 0:
+        raise ValueError(f"recover_lr must be > 0, got {recover_lr}")
+    if not causal:
+        raise ValueError("LoRA recovery (recover_steps) is for causal LMs; fine-tune a pruned classifier with hf-qselect train")
+    import importlib.util
+
+    if importlib.util.find_spec("peft") is None:
+        raise ImportError("LoRA recovery needs peft: pip install 'hf-qselect[peft]'")
+
+
 def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner, *, text_column: str = "text",
                       label_column: str = "label", calibration_rows: int = 256, max_length: int = 64, seed: int = 0,
-                      gguf_file: str | None = None):
+                      gguf_file: str | None = None, recover_steps: int = 0, recover_batch: int = 4, recover_lr: float = 2e-4):
     """Load ``model_dir`` (a classifier, or a causal LM folder or GGUF file), score units on ``calibration_rows``
-    shuffled training rows of ``data`` and prune.
+    shuffled training rows of ``data`` and prune; with ``recover_steps``, a causal LM is then recovered by LoRA
+    (:func:`~hf_qselect.pruning.lora_recover`) on ``recover_steps x recover_batch`` other shuffled rows of ``data``
+    (another draw than the calibration rows'), and the report records it.
 
     Every input is checked before the model is touched. Returns ``(model, tokenizer)``; nothing is written
     (see :func:`save_pruned`).
@@ -103,13 +123,25 @@ def prune_saved_model(model_dir: str | Path, data: str, pruner: AnnealingPruner,
     folder, gguf = gguf_location(model_dir, gguf_file)
     config = AutoConfig.from_pretrained(folder, gguf_file=gguf) if gguf else AutoConfig.from_pretrained(folder)
     pruner.check_shape(adapter_for(config, what="structured pruning").config_shape(config))  # budgets, before any weight loads
-    if gguf is not None or is_causal_lm(config):
+    causal = gguf is not None or is_causal_lm(config)
+    check_recovery(recover_steps, recover_batch, recover_lr, causal)
+    if causal:
         model, tokenizer, rows = causal_calibration_rows(model_dir, data, gguf_file=gguf_file, text_column=text_column,
                                                          calibration_rows=calibration_rows, max_length=max_length, seed=seed)
     else:
         model, tokenizer, rows = calibration_rows_of(model_dir, data, text_column=text_column, label_column=label_column,
                                                      calibration_rows=calibration_rows, max_length=max_length, seed=seed)
     pruner.fit(model, rows).apply(model)
+    if recover_steps:
+        from ..text_formats import tokenize_causal
+        from .recovery import lora_recover
+
+        dataset = training_split(data, calibration_rows, max_length)
+        recovery, _ = shuffled_sample(dataset, recover_steps * recover_batch, seed + 1)
+        tokens = tokenize_causal(recovery, tokenizer, max_length, text_column)
+        model, record = lora_recover(model, tokens, steps=recover_steps, batch_size=recover_batch, learning_rate=recover_lr, seed=seed,
+                                     show_progress=pruner.show_progress)
+        pruner.report_.recovery = {**record, "rows_drawn": len(recovery), "data": Path(str(data)).name}
     return model, tokenizer
 
 

@@ -1,4 +1,5 @@
 """Instance selection: embed a labelled text dataset, pose the choice of rows as block QUBOs, anneal, keep the rows."""
+from .backend_choice import backend_precision
 from .embeddings import PRECISIONS, default_embedder, embed_dataset, embedder_name
 from .params import SelectionParams
 from .probe import ProbeScores, check_folds, paired_probe
@@ -9,7 +10,7 @@ from .selector import InstanceSelector, row_hashes
 from .stats import PairedDifference, corrected_interval, paired, recommend, reduction_without_loss
 
 __all__ = [
-    "InstanceSelector", "METHODS", "PairedDifference", "ProbeScores", "check_folds", "corrected_interval", "paired", "paired_probe", "recommend",
+    "InstanceSelector", "METHODS", "backend_precision", "PairedDifference", "ProbeScores", "check_folds", "corrected_interval", "paired", "paired_probe", "recommend",
     "reduction_without_loss", "MethodSpec", "PRECISIONS", "SelectionParams", "SelectionReport", "default_embedder",
     "embed_dataset", "embedder_name", "get_method", "keep_count", "row_hashes",
 ]

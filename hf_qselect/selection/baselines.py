@@ -123,23 +123,50 @@ def select_facility(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, opti
     return _timed(mask, start)
 
 
+def semdedup_scores(x: np.ndarray, clusters: int, seed: int | None, chunk: int = 1024) -> np.ndarray:
+    """Each row's SemDeDup duplicate score (NeMo Curator's rule): k-means on the rows; inside each cluster the rows are
+    ranked by cosine distance to the centroid, farthest first (NeMo's ``keep_hard``), and a row's score is its highest
+    cosine to a row ranked before it (0 for the first). A row scoring above ``1 - eps`` is a duplicate at threshold
+    ``eps``. The cluster's similarities are taken ``chunk`` rows at a time, never as a whole matrix."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    n = len(x)
+    scores = np.zeros(n, dtype=np.float32)
+    k = int(min(max(1, clusters), n))
+    if n < 2:
+        return scores
+    kind = KMeans if n <= 10_000 else MiniBatchKMeans
+    model = kind(n_clusters=k, random_state=0 if seed is None else seed, n_init=3).fit(x)
+    centres = model.cluster_centers_ / np.maximum(np.linalg.norm(model.cluster_centers_, axis=1, keepdims=True), 1e-12)
+    for c in range(k):
+        members = np.flatnonzero(model.labels_ == c)
+        ranked = members[np.argsort(x[members] @ centres[c], kind="stable")]  # lowest cosine to the centre first
+        local = x[ranked]
+        for begin in range(1, len(ranked), chunk):
+            rows = local[begin: begin + chunk]
+            sims = rows @ local[: begin + len(rows)].T  # against every row ranked up to the chunk's end
+            earlier = np.arange(begin + len(rows))[None, :] < (begin + np.arange(len(rows)))[:, None]
+            scores[ranked[begin: begin + len(rows)]] = np.where(earlier, sims, -np.inf).max(axis=1)
+    return scores
+
+
+SEMDEDUP_CLUSTER_ROWS = 100  # about this many rows per k-means cluster
+
+
 def select_semdedup(embeddings: np.ndarray, codes: np.ndarray, n_keep: int, options: MethodOptions) -> MethodResult:
-    """SemDeDup-style: within each class, drop the row of the most similar remaining pair first."""
+    """SemDeDup as NeMo Curator runs it, per group: k-means (about ``SEMDEDUP_CLUSTER_ROWS`` rows a cluster), then
+    each row's highest cosine to a row ranked before it in its cluster (``semdedup_scores``). NeMo drops the rows above
+    a threshold ``1 - eps``; here the threshold is the one that leaves exactly the group's quota: the rows with the
+    highest scores go (ties: the later row)."""
     start = time.perf_counter()
+    x = np.asarray(embeddings, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     mask = np.zeros(len(codes), dtype=bool)
     for members, n_remove in _per_class(codes, n_keep, options):
-        k = len(members) - n_remove
-        kept = np.ones(len(members), dtype=bool)
-        if len(members) > 1:
-            neighbours, sims = knn(embeddings[members], 1)
-            for i in np.argsort(-sims[:, 0], kind="stable"):
-                if kept.sum() <= k:
-                    break
-                if kept[neighbours[i, 0]]:  # its twin is still kept: this one goes
-                    kept[i] = False
-            if kept.sum() > k:  # no duplicate pairs left: drop the rest by similarity
-                extra = np.flatnonzero(kept)[np.argsort(-sims[kept, 0], kind="stable")[: kept.sum() - k]]
-                kept[extra] = False
+        clusters = int(np.ceil(len(members) / SEMDEDUP_CLUSTER_ROWS))
+        scores = semdedup_scores(x[members], clusters, options.seed)
+        order = np.argsort(scores, kind="stable")  # least duplicated first
+        kept = order[: len(members) - n_remove]
         mask[members[kept]] = True
     return _timed(mask, start)
 

@@ -2,7 +2,7 @@
 int8), cached on disk, run on length-sorted batches.
 
 sentence-transformers' own ``backend="onnx"`` needs optimum's ONNX Runtime package, whose only reachable
-release pins transformers < 5; this path needs only ``onnx`` and ``onnxruntime`` (``hf-qselect[onnx]``). It
+release pins transformers < 5; this path needs only ``onnx`` and ``onnxruntime`` (dependencies of hf-qselect). It
 serves mean-pooled, normalised models such as all-MiniLM-L6-v2 and refuses any other pooling. With ``onnx-int8``
 a row's embedding depends slightly on the other rows of its batch: dynamic quantization scales activations per
 batch.

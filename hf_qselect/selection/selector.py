@@ -14,8 +14,9 @@ from ..params import DeclaredParams, fraction
 from ..provenance import public_params, public_path
 from ..qubo import backend_context, get_solver
 from ..validation import check_columns, check_dataset, check_min_keep, label_codes, label_values
+from .backend_choice import backend_precision
 from .embedding_checks import check_embeddings
-from .embeddings import PRECISIONS, effective_precision, embed_dataset, embedder_name
+from .embeddings import PRECISIONS, embed_dataset, embedder_name
 from .options import MethodOptions
 from .params import SelectionParams
 from .quotas import keep_count
@@ -132,7 +133,6 @@ class InstanceSelector(DeclaredParams, SelectionParams):
         needs_embeddings = any(s.needs_embeddings for s in specs) or clusters
         needs_text = embeddings is None and needs_embeddings
         plan = get_solver(self.solver) if any(s.anneals for s in specs) else None
-        precision = effective_precision(self.embedder, self.precision, self.device, self.embedder_backend) if needs_text else None
         n_keep = keep_count(keep, len(ds))
         if not clusters:  # class labels or a strata column: checked before any embedding
             codes, classes, names = self._groups(ds, None)
@@ -141,6 +141,10 @@ class InstanceSelector(DeclaredParams, SelectionParams):
             fraction(1.0 / len(classes), 1.0, low_open=True)("noise_confidence", self.noise_confidence)
         texts, text_format = self._texts(ds, needs_text)
         quality = self._quality(ds, candidates, specs)
+        start = time.perf_counter()
+        precision = backend_precision(self.embedder, texts, self.embedder_backend, precision=self.precision, device=self.device,
+                                      cache_dir=self.cache_dir) if needs_text else None
+        choosing = time.perf_counter() - start  # the auto backend's check (and a first export): part of embedding
 
         timings: dict[str, float] = {}
         cached = False
@@ -157,7 +161,7 @@ class InstanceSelector(DeclaredParams, SelectionParams):
                     batch_size=self.batch_size, device=self.device, show_progress=self.show_progress, precision=precision,
                 )
                 vectors = check_embeddings(raw, len(ds))
-                timings["embed"] = time.perf_counter() - start
+                timings["embed"] = time.perf_counter() - start + choosing
             if clusters:
                 codes, classes, names = self._groups(ds, vectors)
                 check_min_keep(keep, n_keep, len(ds), len(classes))

@@ -2,6 +2,7 @@
 from .config import PruningArguments, QSelectConfig, SelectionArguments
 from .recipes import RECIPE_DATACLASSES, DataArguments, ModelArguments, parse_recipe, run_recipe
 from .finetune import short_finetune
+from .causal_eval import held_out_loss, lora_epochs_score
 from .editors import CompressionEditor, Editor, LoraEditor, PruningEditor, SelectionEditor, SparsityEditor
 from .trainer import QSelectTrainer
 
@@ -16,4 +17,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["QSelectSFTConfig", "QSelectSFTTrainer", "CompressionEditor", "DataArguments", "Editor", "LoraEditor", "PruningEditor", "SelectionEditor", "SparsityEditor", "ModelArguments", "PruningArguments", "QSelectConfig", "QSelectTrainer", "RECIPE_DATACLASSES",
-           "SelectionArguments", "parse_recipe", "run_recipe", "short_finetune"]
+           "SelectionArguments", "held_out_loss", "lora_epochs_score", "parse_recipe", "run_recipe", "short_finetune"]
