@@ -55,9 +55,15 @@ def test_openvino_runs_the_same_export(sentences, tmp_path):
     assert [p.name for p in (tmp_path / "onnx").rglob("*.onnx")] == ["model.onnx"]  # the onnx backend's export, reused
 
 
-def test_a_missing_openvino_names_its_extra(sentences, tmp_path, monkeypatch):
+def test_a_missing_openvino_is_named_and_auto_moves_on(sentences, tmp_path, monkeypatch):
     import sys
 
+    from hf_qselect.selection import backend_choice
+
     monkeypatch.setitem(sys.modules, "openvino", None)
-    with pytest.raises(ImportError, match=r"pip install 'hf-qselect\[openvino\]'"):
+    with pytest.raises(ImportError, match=r"needs OpenVINO: pip install openvino"):
         embed_texts(list(sentences["text"])[:2], precision="openvino", cache_dir=tmp_path, show_progress=False)
+    monkeypatch.setattr(backend_choice, "MIN_ROWS", 1)
+    backend_choice._chosen.clear()
+    assert not backend_choice.installed("openvino")
+    assert backend_choice.choose_backend(default_embedder(), list(sentences["text"])[:8], cache_dir=tmp_path) == "onnx"

@@ -40,7 +40,10 @@ def installed(backend: str) -> bool:
     import importlib.util
 
     needs = ["onnx", "onnxruntime"] + (["openvino"] if backend == "openvino" else [])
-    return all(importlib.util.find_spec(name) is not None for name in needs)
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in needs)
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or a broken install
+        return False
 
 
 def check_sample(texts: Sequence[str], rows: int = CHECK_ROWS) -> list[str]:
