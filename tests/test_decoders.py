@@ -201,6 +201,26 @@ def test_compression_of_a_grouped_query_decoder_keeps_whole_groups_and_its_size_
     assert torch.equal(again.generate(x, **tokens), model.generate(x, **tokens))
 
 
+def test_a_compressed_decoder_with_tied_embeddings_saves_once_and_reloads_tied(calibration, tmp_path):
+    from safetensors import safe_open
+
+    from hf_qselect.compression import AnnealingCompressor, load_compressed, save_compressed
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=6,
+                                         num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, tie_word_embeddings=True)).eval()
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    AnnealingCompressor(budget="45%", ffn_block=16, seed=0, show_progress=False).fit(model, calibration).apply(model)
+    out = save_compressed(model, tmp_path / "int8")
+    with safe_open(str(out / "model.safetensors"), "pt") as stored:
+        assert "model.embed_tokens.weight" in stored.keys() and "lm_head.weight" not in stored.keys()  # the shared table once
+    again = load_compressed(out)
+    assert again.lm_head.weight is again.model.embed_tokens.weight
+    x = torch.tensor([[5, 9, 12, 30]])
+    with torch.no_grad():
+        assert torch.equal(again(x).logits, model(x).logits)
+
+
 def test_compression_slices_a_groups_rows_per_projection(calibration):
     from hf_qselect.compression.layout import build_layout
     from hf_qselect.compression.sensitivity import unit_slices

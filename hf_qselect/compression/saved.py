@@ -16,10 +16,13 @@ INT8, SCALE, ZERO = ".weight_int8", ".weight_scale", ".weight_zero_point"
 def compressed_state(model) -> dict[str, torch.Tensor]:
     """The model's tensors: quantized Linears as int8 weight + scale + zero point + fp32 bias."""
     quantized = {name: module for name, module in model.named_modules() if isinstance(module, QUANTIZED_LINEAR)}
-    state = {}
+    state, stored = {}, set()
     for name, tensor in model.state_dict().items():
         if any(name.startswith(q + ".") for q in quantized) or not isinstance(tensor, torch.Tensor) or tensor.is_quantized:
             continue
+        if tensor.data_ptr() in stored:  # a tied weight (an LM head sharing the token embedding): stored once, re-tied on load
+            continue
+        stored.add(tensor.data_ptr())
         state[name] = tensor.detach().contiguous()
     for name, module in quantized.items():
         weight, bias = module._packed_params._weight_bias()
@@ -31,6 +34,14 @@ def compressed_state(model) -> dict[str, torch.Tensor]:
         if bias is not None:
             state[name + ".bias"] = bias.detach().contiguous()
     return state
+
+
+def tied_names(model) -> set[str]:
+    """Parameter names that are another name's tensor (tied weights): loaded through the first name."""
+    seen, tied = set(), set()
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        (tied.add(name) if id(parameter) in seen else seen.add(id(parameter)))
+    return tied
 
 
 def save_compressed(model, directory: str | Path, tokenizer=None, *, overwrite: bool = False) -> Path:
@@ -88,7 +99,8 @@ def load_compressed(directory: str | Path, model_class=None):
         raise ValueError(f"{path / WEIGHTS} lacks the int8 weights of {absent[:3]} that config.json lists")
     plain = {k: v for k, v in state.items() if not k.endswith((INT8, SCALE, ZERO)) and not any(k == n + ".bias" for n in int8)}
     missing, unexpected = model.load_state_dict(plain, strict=False)
-    missing = [m for m in missing if not m.endswith("position_ids") and not any(m.startswith(n + ".") for n in int8)]
+    missing = [m for m in missing if not m.endswith("position_ids") and not any(m.startswith(n + ".") for n in int8)
+               and m not in tied_names(model)]
     if missing or unexpected:
         raise ValueError(f"{path / WEIGHTS} does not match the model's structure: missing {missing[:5]}, unexpected {unexpected[:5]}")
     quantize_linears(model, int8)
