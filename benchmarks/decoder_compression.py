@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from decoders import alpaca, cached_model, gsm8k, perplexity, speeds  # noqa: E402
+from decoders import alpaca, cached_model, gsm8k, perplexity, speeds, write_results  # noqa: E402
 from hf_qselect.compression import AnnealingCompressor, load_compressed, save_compressed  # noqa: E402
 from hf_qselect.compression.quantize import quantize_linears, weight_bytes  # noqa: E402
 from hf_qselect.models import ROLES, adapter_for, load_causal_lm  # noqa: E402
@@ -118,12 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="decoder_compression")
     args = parser.parse_args(argv)
     results = run(args)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(results, indent=1))
-    table = render(results)
-    (out / f"{args.name}.md").write_text(table)
-    print(table)
+    write_results(args.name, results, render(results))
 
 
 if __name__ == "__main__":

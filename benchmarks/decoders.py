@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from datasets import Dataset
 
@@ -36,9 +35,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from hf_qselect.measure import interleaved_seconds, mean_std  # noqa: E402
-from hf_qselect.models import adapter_for, calibration_batches, load_causal_lm  # noqa: E402
+from hf_qselect.models import adapter_for, load_causal_lm  # noqa: E402
 from hf_qselect.pruning import AnnealingPruner, lora_recover  # noqa: E402
 from hf_qselect.text_formats import tokenize_causal  # noqa: E402
+from hf_qselect.training import held_out_loss  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "data"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -67,18 +67,17 @@ def gsm8k(n: int) -> Dataset:
 
 
 def perplexity(model, rows: Dataset, pad_id: int, batch_size: int = 8) -> float:
-    """exp of the token-weighted mean next-token loss on the unmasked labels, length-sorted batches."""
-    order = np.argsort([len(x) for x in rows["input_ids"]], kind="stable")
-    rows = rows.select(order)
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for batch in calibration_batches(rows, batch_size, torch.device("cpu"), pad_id, causal=True):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-            labels = batch["labels"][:, 1:]
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum")
-            total += float(loss)
-            count += int((labels != -100).sum())
-    return math.exp(total / max(count, 1))
+    """exp of the token-weighted mean next-token loss on the unmasked labels (``held_out_loss``), length-sorted batches."""
+    return math.exp(held_out_loss(model, rows, batch_size=batch_size, pad_id=pad_id))
+
+
+def write_results(name: str, results: dict, table: str) -> None:
+    """``benchmarks/results/<name>.json`` and ``.md``, and the table on stdout."""
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    (out / f"{name}.md").write_text(table)
+    print(table)
 
 
 def speeds(models: dict, vocab: int, rounds: int, decode_tokens: int) -> dict[str, dict[str, float]]:
@@ -226,12 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="decoders")
     args = parser.parse_args(argv)
     results = run(args)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(results, indent=1))
-    table = render(results)
-    (out / f"{args.name}.md").write_text(table)
-    print(table)
+    write_results(args.name, results, render(results))
 
 
 if __name__ == "__main__":
