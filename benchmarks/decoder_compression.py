@@ -95,7 +95,7 @@ def render(results: dict) -> str:
         r = results[name]
         speed = r.get("speed", {})
         fit = f"{r['fit_seconds']:.0f}" if "fit_seconds" in r else ""
-        lines.append(f"| {name} | {r['non_embedding_bytes'] / 1e6:.1f} | {r['non_embedding_bytes'] / fp32['non_embedding_bytes']:.1%} | "
+        lines.append(f"| {name} | {r['non_embedding_bytes'] / 1e6:.1f} | {r['non_embedding_bytes'] / fp32['non_embedding_bytes']:.2%} | "
                      f"{r['ppl']['alpaca']:.3f} | {r['ppl']['gsm8k']:.3f} | {speed.get('prefill_tok_s', float('nan')):.0f} | "
                      f"{speed.get('decode_tok_s', float('nan')):.1f} | {fit} |")
     for name in ("qubo", "fallback"):

@@ -9,7 +9,8 @@
    response) and on as many GSM8K test answers (question as the prompt, loss on the answer), ``--max-length`` tokens;
 4. depth: ``--depth`` of the layers removed by qubo, block_influence, greedy and random;
    width: ``--width`` budgets of ``heads,ffn`` (one of three key/value groups plus MLP neurons, about 20% and 35% of the
-   non-embedding weights) by qubo, greedy, magnitude and random, ``uniform`` and per-layer heads;
+   non-embedding weights) by qubo, greedy, magnitude and random, in the ``--shapes`` (uniform; per-layer heads;
+   per-layer heads+ffn); ``--depth 0`` or ``--width ''`` skips one;
 5. speed, interleaved with the unpruned model, ``--threads`` threads: prefill tokens/s at 8 x 256 and decode tokens/s at
    batch 1 (``--decode-tokens`` new tokens).
 
@@ -117,30 +118,32 @@ def run(args: argparse.Namespace) -> dict:
         results["recovery"] = recovery(args, base, tokenizer, pool, evaluation, pad)
     if args.skip_grid:
         return results
-    budgets = [("depth", float(args.depth), 0.0, 0.0, None)]
+    budgets = [("depth", float(args.depth), 0.0, 0.0, "-")] if args.depth else []
     for spec in filter(None, args.width.split(";")):
         heads, ffn = (float(v) for v in spec.split(","))
-        budgets += [("width", 0.0, heads, ffn, uniform) for uniform in (True, False)]
+        budgets += [("width", 0.0, heads, ffn, shape) for shape in args.shapes.split(",")]
     for seed in [int(s) for s in args.seeds.split(",")]:
         rows = tokenize_causal(pool.shuffle(seed=seed).select(range(args.calibration_rows)), tokenizer, args.max_length)
-        for kind, layers, heads, ffn, uniform in budgets:
-            methods = ["qubo", "block_influence", "greedy", "random"] if kind == "depth" else ["qubo", "greedy", "magnitude", "random"]
+        for kind, layers, heads, ffn, shape in budgets:
+            methods = (args.depth_methods if kind == "depth" else args.width_methods).split(",")
             shared: dict = {}
-            for method in methods:
+            for variant in methods:
+                method, _, rounds = variant.partition("@")  # qubo@2: layer_rounds=2
                 model = copy.deepcopy(base)
-                pruner = AnnealingPruner(remove_layers=layers, remove_heads=heads, remove_ffn=ffn, method=method, uniform=bool(uniform), seed=seed,
+                pruner = AnnealingPruner(remove_layers=layers, remove_heads=heads, remove_ffn=ffn, method=method, uniform=shape == "uniform",
+                                         per_layer_ffn=shape == "per-layer heads+ffn", layer_rounds=int(rounds or 1), seed=seed,
                                          pair_rows=args.pair_rows, batch_size=8, show_progress=False)
                 begin = time.perf_counter()
                 pruner.fit(model, rows, **({k: v for k, v in shared.items() if v is not None} if method in ("qubo", "greedy") else {}))
-                if method == "qubo":
+                if variant == "qubo":
                     shared = {"scores": pruner.scores_ if heads or ffn else None, "drop_losses": pruner.drop_losses_}
                 pruner.apply(model)
                 fit_seconds = time.perf_counter() - begin
-                entry = {"seed": seed, "kind": kind, "layers": layers, "heads": heads, "ffn": ffn, "uniform": uniform, "method": method,
+                entry = {"seed": seed, "kind": kind, "layers": layers, "heads": heads, "ffn": ffn, "shape": shape, "method": variant,
                          "ppl": {k: perplexity(model, v, pad) for k, v in evaluation.items()},
                          "removed": 1 - non_embedding(model) / results["base"]["non_embedding"], "fit_seconds": fit_seconds,
                          "kept_layers": pruner.kept_layers_, "summary": pruner.report_.summary()}
-                if seed == int(args.seeds.split(",")[0]) and method == "qubo":
+                if seed == int(args.seeds.split(",")[0]) and variant == "qubo":
                     entry["speed"] = speeds({"unpruned": base, "pruned": model}, tokenizer.vocab_size, args.rounds, args.decode_tokens)
                 results["runs"].append(entry)
                 print(json.dumps({k: v for k, v in entry.items() if k != "kept_layers"}), flush=True)
@@ -180,14 +183,13 @@ def render(results: dict) -> str:
              "| budget | shape | method | non-embedding removed | Alpaca ppl | GSM8K ppl | fit s | prefill x | decode x |", "|---" * 9 + "|"]
     keys = []
     for r in results["runs"]:
-        key = (r["kind"], r["layers"], r["heads"], r["ffn"], r["uniform"], r["method"])
+        key = (r["kind"], r["layers"], r["heads"], r["ffn"], r["shape"], r["method"])
         if key not in keys:
             keys.append(key)
     for key in keys:
-        runs = [r for r in results["runs"] if (r["kind"], r["layers"], r["heads"], r["ffn"], r["uniform"], r["method"]) == key]
-        kind, layers, heads, ffn, uniform, method = key
+        runs = [r for r in results["runs"] if (r["kind"], r["layers"], r["heads"], r["ffn"], r["shape"], r["method"]) == key]
+        kind, layers, heads, ffn, shape, method = key
         budget = f"{layers:.0%} of layers" if kind == "depth" else f"heads {heads}, ffn {ffn}"
-        shape = "-" if kind == "depth" else ("uniform" if uniform else "per-layer heads")
         speed = next((r["speed"] for r in runs if "speed" in r), None)
         fast = (f"{speed['pruned']['prefill_tok_s'] / speed['unpruned']['prefill_tok_s']:.2f} | "
                 f"{speed['pruned']['decode_tok_s'] / speed['unpruned']['decode_tok_s']:.2f}") if speed else " | "
@@ -216,6 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--depth", type=float, default=0.25)
     parser.add_argument("--width", default="0.333,0.156;0.333,0.355", help="heads,ffn budgets separated by ';' (fractions removed)")
+    parser.add_argument("--depth-methods", default="qubo,block_influence,greedy,random",
+                        help="comma-separated; METHOD@N drops the layers over N re-measured rounds (layer_rounds=N)")
+    parser.add_argument("--width-methods", default="qubo,greedy,magnitude,random")
+    parser.add_argument("--shapes", default="uniform,per-layer heads", help="width shapes: uniform, per-layer heads, per-layer heads+ffn")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--decode-tokens", type=int, default=128)

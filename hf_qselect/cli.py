@@ -302,7 +302,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    """Compress a saved classifier or causal LM within a size (or, for a classifier, latency) budget; write it, its
+    """Compress a saved classifier or causal LM within a size or latency budget; write it, its
     report and heat map (and ONNX for a classifier)."""
     from .compression import AnnealingCompressor
 

@@ -125,6 +125,7 @@ def test_cli_prunes_then_recovers_by_lora_on_other_rows(model_dir, tmp_path, cap
 @pytest.mark.parametrize("argv, match", [
     (["--remove-heads", "0.9", "--head-unit", "query"], "would leave no query head in a key/value group"),
     (["--max-length", "1"], "--max-length must be at least 2"),
+    (["--remove-ffn", "0.5", "--per-layer-ffn", "--uniform"], "per_layer_ffn=True gives every layer its own FFN width"),
     (["--gguf-file", "missing.gguf"], "no GGUF file missing.gguf"),
     (["--remove-ffn", "0.5", "--recover-steps", "-1"], "recover_steps must be an integer >= 0"),
     (["--remove-ffn", "0.5", "--recover-steps", "2", "--recover-batch", "0"], "recover_batch must be an integer >= 1"),

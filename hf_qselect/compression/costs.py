@@ -89,14 +89,15 @@ def _slice(linear: nn.Linear, n: int, outputs: bool) -> nn.Linear:
     return keep_outputs(linear, index) if outputs else keep_inputs(linear, index)
 
 
-def _linear_line(linears: list[nn.Linear], units: int, unit_width: int, outputs: bool, tokens: int) -> dict[str, tuple[float, float]]:
-    """``(intercept, per unit)`` ms of running ``linears`` (sliced to ``units`` and half of them), fp32 and int8."""
+def _linear_line(linears: list[nn.Linear], units: int, unit_widths: list[int], outputs: bool, tokens: int) -> dict[str, tuple[float, float]]:
+    """``(intercept, per unit)`` ms of running ``linears`` (sliced to ``units`` and half of them), fp32 and int8; a unit
+    owns ``unit_widths[i]`` rows (``outputs``) or columns of ``linears[i]``."""
     half = max(1, units // 2)
     line = {}
     for precision in PRECISIONS:
         times = []
         for n in (units, half):
-            sliced = nn.ModuleList([_slice(l, n * unit_width, outputs) for l in linears])
+            sliced = nn.ModuleList([_slice(l, n * w, outputs) for l, w in zip(linears, unit_widths)])
             if precision == "int8":
                 sliced = quantized_copy(sliced)
             x = torch.randn(tokens, sliced[0].in_features)
@@ -131,11 +132,12 @@ def latency_costs(layout: Layout, model, batch: int, length: int, show_progress:
         linears = [layer.get_submodule(name) for name in module.linears]
         units = [layout.units[u] for u in module.units]
         outputs = module.role in ("qkv", "intermediate")
-        unit_width = layout.head_size if units[0].kind == "head" else 1
         n_units = sum(len(u.members) for u in units) if units[0].kind == "ffn" else len(units)
+        # a head unit (a head, or a key/value group) owns an equal share of each projection's rows or columns
+        widths = [1] * len(linears) if units[0].kind == "ffn" else [(l.out_features if outputs else l.in_features) // n_units for l in linears]
         key = (module.role, tuple(l.in_features for l in linears), tuple(l.out_features for l in linears))
         if key not in cache:
-            cache[key] = _linear_line(linears, n_units, unit_width, outputs, tokens)
+            cache[key] = _linear_line(linears, n_units, widths, outputs, tokens)
             table[f"{module.role} {key[1][0]}->{key[2][0]}"] = {p: [round(v, 5) for v in cache[key][p]] for p in PRECISIONS}
         line = cache[key]
         sizes = np.array([len(u.members) if u.kind == "ffn" else 1 for u in units], float)
@@ -146,10 +148,11 @@ def latency_costs(layout: Layout, model, batch: int, length: int, show_progress:
         heads = [i for i, u in enumerate(layout.units) if u.layer == l and u.kind == "head"]
         ffn = [i for i, u in enumerate(layout.units) if u.layer == l and u.kind == "ffn"]
         width = sum(len(layout.units[i].members) for i in ffn)
-        key = ("core", len(heads), width)
+        per_group = len(layout.units[heads[0]].members) if heads else 1  # query heads a head unit carries (grouped-query attention)
+        key = ("core", len(heads), per_group, width)
         if key not in cache:
-            def attention(h: int):
-                q = torch.randn(batch, h, length, size)
+            def attention(h: int):  # h head units: h x per_group query heads, their keys and values repeated as repeat_kv does
+                q = torch.randn(batch, h * per_group, length, size)
                 return median_ms(lambda: nn.functional.scaled_dot_product_attention(q, q, q))
 
             def gelu(w: int):
@@ -160,7 +163,7 @@ def latency_costs(layout: Layout, model, batch: int, length: int, show_progress:
             per_head = (attention(len(heads)) - attention(h2)) / max(len(heads) - h2, 1)
             per_neuron = (gelu(width) - gelu(w2)) / max(width - w2, 1)
             cache[key] = (per_head, per_neuron)
-            table[f"attention core per head ({len(heads)} heads)"] = round(per_head, 5)
+            table[f"attention core per head unit ({len(heads)} units of {per_group} query heads)"] = round(per_head, 5)
             table[f"gelu per neuron ({width} wide)"] = round(per_neuron, 7)
         per_head, per_neuron = cache[key]
         unit_cost[heads] = per_head

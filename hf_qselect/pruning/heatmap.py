@@ -18,11 +18,12 @@ def plot_pruning(report: PruningReport, heads_per_layer: int, path: str | Path) 
 
     grid = np.full((report.layers_before, heads_per_layer), 0.0)  # 0: layer removed
     widths = np.zeros(report.layers_before)
+    per_layer = dict(zip(report.layers_kept, report.ffn_per_layer_after or [report.ffn_width_after] * len(report.layers_kept)))
     for layer in report.layers_kept:
         grid[layer] = 1.0  # 1: head pruned
         for head in report.kept_heads.get(str(layer), range(heads_per_layer)):
             grid[layer, head] = 2.0  # 2: kept
-        widths[layer] = report.ffn_width_after
+        widths[layer] = per_layer[layer]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.45 * report.layers_before + 2), dpi=110, gridspec_kw={"width_ratios": [3, 1]})
     left.imshow(grid, cmap=ListedColormap(["#333333", "#f2c6c6", "#3a7bd5"]), vmin=0, vmax=2, aspect="auto")
     left.set_xlabel("head")

@@ -8,6 +8,10 @@ in the neighbour interactions:
 
 Greedy ranking (ShortGPT-style, on measured losses) keeps only the first sum; two adjacent layers that each look
 cheap but together break the model are where the QUBO's quadratic term decides differently.
+
+Losses compound beyond neighbours when many layers go. ``layer_rounds > 1`` drops them over several rounds, each
+re-measuring the losses on the model without the layers earlier rounds dropped (as SLEB re-measures after every
+block); each round costs another ``2L - 1`` passes.
 """
 from __future__ import annotations
 
@@ -37,26 +41,38 @@ def mean_loss(model, batches: list[dict]) -> float:
     return total / max(tokens, 1)
 
 
-def measure_drop_losses(model, dataset, rows: int, batch_size: int, show_progress: bool = True) -> DropLosses:
-    """Calibration loss with each layer, then each neighbouring pair, skipped (``2L - 1`` passes over ``rows`` rows)."""
+def measure_drop_losses(model, dataset, rows: int, batch_size: int, show_progress: bool = True, skipped: list[int] = ()) -> DropLosses:
+    """Calibration loss with each layer, then each neighbouring pair, skipped (``2L - 1`` passes over ``rows`` rows).
+
+    With ``skipped`` (layers already dropped) everything is measured on the model without them, over the remaining
+    layers in order: ``single[j]`` is the ``j``-th remaining layer, and a pair is two layers that are neighbours there."""
     adapter = adapter_for(model)
     device = next(model.parameters()).device
     subset = dataset.select(range(min(rows, len(dataset))))
     batches = list(calibration_batches(subset, batch_size, device, adapter.pad_id(model.config), adapter.can_generate(model)))
-    n = len(adapter.layers(model))
+    gone = sorted(set(skipped))
+    remaining = [i for i in range(len(adapter.layers(model))) if i not in gone]
+    n = len(remaining)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            base = mean_loss(model, batches)
-            sets = [[i] for i in range(n)] + [[i, i + 1] for i in range(n - 1)]
+            with SkipLayers(model, gone):
+                base = mean_loss(model, batches)
+            sets = [[i] for i in remaining] + [[a, b] for a, b in zip(remaining, remaining[1:])]
             losses = []
-            for skipped in tqdm(sets, desc="layer drop losses", disable=not show_progress):
-                with SkipLayers(model, skipped):
+            for drop in tqdm(sets, desc="layer drop losses", disable=not show_progress):
+                with SkipLayers(model, gone + drop):
                     losses.append(mean_loss(model, batches) - base)
     finally:
         model.train(was_training)
     return DropLosses(base=base, single=np.array(losses[:n]), pair=np.array(losses[n:]))
+
+
+def round_sizes(n_drop: int, rounds: int) -> list[int]:
+    """How many layers each round drops: ``n_drop`` split as evenly as it goes, larger rounds first, none empty."""
+    rounds = max(1, min(rounds, n_drop))
+    return [n_drop // rounds + (1 if r < n_drop % rounds else 0) for r in range(rounds)]
 
 
 def drop_qubo(losses: DropLosses, n_drop: int) -> BlockQUBO:

@@ -45,12 +45,17 @@ class PruningParams:
     ffn_multiple: int = param(64, "round the kept FFN width down to a multiple of this (1: exact budget)", check=integer(1))
     uniform: bool = param(False, "the same head, key/value-head and FFN counts in every layer (a config plain from_pretrained "
                           "loads); else heads may differ per layer (reload with load_pruned)", check=boolean)
+    per_layer_ffn: bool = param(False, "with uniform=False: FFN widths may differ per layer too (multiples of ffn_multiple, at "
+                                "least one a layer), the same total as the uniform width, chosen by one ranking of first-order "
+                                "importances across layers (reload with load_pruned)", check=boolean)
     head_unit: str = param("auto", "grouped-query attention: group removes key/value groups with their query heads; query "
                            "removes query heads, the same number in every group; auto: group", check=one_of(lambda: list(HEAD_UNITS)),
                            choices=lambda: list(HEAD_UNITS))
     layer_scores: str = param("auto", "how layers are scored for qubo and greedy: influence (block influence and redundancy); "
                               "pairs (the measured loss of dropping each layer and each neighbouring pair); auto: pairs for "
                               "causal LMs", check=one_of(lambda: list(LAYER_SCORES)), choices=lambda: list(LAYER_SCORES))
+    layer_rounds: int = param(1, "layer_scores=pairs: drop the layers over this many rounds, each re-measuring the drop "
+                              "losses without the layers earlier rounds dropped (2L - 1 more passes a round)", check=integer(1))
     pair_rows: int = param(32, "calibration rows the layer-drop losses are measured on (layer_scores=pairs)", check=integer(1))
     show_progress: bool = param(True, "progress bars", check=boolean, provenance=False)
 

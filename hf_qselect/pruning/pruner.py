@@ -15,7 +15,7 @@ from ..qubo import AnnealSettings, get_solver
 from .params import RENAMED, PruningParams
 from .report import PruningReport
 from .scores import UnitScores, compute_scores
-from .units import select_in_groups, select_units
+from .units import per_layer_widths, select_in_groups, select_units
 
 
 def ffn_keep_width(width: int, ffn: float, multiple: int) -> int:
@@ -37,7 +37,8 @@ class AnnealingPruner(DeclaredParams, PruningParams):
 
     ``method="qubo"`` keeps units by annealing importance-minus-redundancy QUBOs; ``method="greedy"`` keeps
     the most important units (Michel-style ranking) under the same budgets. FFN width stays equal across
-    layers so ``config.intermediate_size`` describes the model. Every kept layer keeps at least one head.
+    layers so ``config.intermediate_size`` describes the model, unless ``per_layer_ffn=True`` (with ``uniform=False``)
+    lets it differ, at the same total. Every kept layer keeps at least one head.
     ``ffn_multiple`` (default 64) rounds the kept FFN width down to a multiple of 64: an odd width such as 1075
     runs slower on CPU than 1088 despite having fewer neurons. ``ffn_multiple=1`` keeps exactly the budget.
 
@@ -87,12 +88,22 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         energies, repaired = {}, 0
         rank = self.method if self.method in ("qubo", "greedy") else "greedy"
 
+        later_rounds = []
         if pairs:
-            from .layer_drop import choose_drops, measure_drop_losses
+            from .layer_drop import choose_drops, measure_drop_losses, round_sizes
 
-            if drop_losses is None:
-                drop_losses = measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size, self.show_progress)
-            dropped, energies["layers"] = choose_drops(drop_losses, n_layers - keep_layers, self.method, settings)
+            dropped, energies["layers"] = [], 0.0
+            for r, count in enumerate(round_sizes(n_layers - keep_layers, int(self.layer_rounds))):
+                if r == 0 and drop_losses is None:
+                    drop_losses = measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size, self.show_progress)
+                losses = drop_losses if r == 0 else measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size,
+                                                                        self.show_progress, skipped=dropped)
+                if r:
+                    later_rounds.append({"dropped_before": sorted(dropped), "single": _rounded(losses.single), "pair": _rounded(losses.pair)})
+                remaining = [i for i in range(n_layers) if i not in dropped]
+                chosen, energy = choose_drops(losses, count, self.method, settings)
+                dropped += [remaining[j] for j in chosen]
+                energies["layers"] += energy
             kept_layers = [i for i in range(n_layers) if i not in dropped]
         else:
             layer_choice = select_units(scores.layer_importance, scores.layer_vectors, keep_layers, settings, self.redundancy_weight, rank)
@@ -106,9 +117,12 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         keep_width = ffn_keep_width(int(width), budgets["ffn"], int(self.ffn_multiple))
         if keep_width < 1:
             raise ValueError(f"remove_ffn={budgets['ffn']} would remove every FFN neuron")
+        per_layer = self.per_layer_ffn and keep_width < width
+        widths = (per_layer_widths([scores.neuron_importance[l] for l in kept_layers], keep_width, int(self.ffn_multiple))
+                  if per_layer else [keep_width] * len(kept_layers))
         kept_neurons, energies["ffn"] = {}, 0.0
-        for l in kept_layers:
-            choice = select_units(scores.neuron_importance[l], scores.neuron_vectors[l], keep_width, settings, self.redundancy_weight, rank)
+        for l, layer_width in zip(kept_layers, widths):
+            choice = select_units(scores.neuron_importance[l], scores.neuron_vectors[l], layer_width, settings, self.redundancy_weight, rank)
             kept_neurons[l] = [int(i) for i in choice.kept]
             energies["ffn"] += choice.energy
             repaired += choice.repaired
@@ -120,18 +134,20 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             method=self.method, solver=settings.solver.name if self.method == "qubo" else None, seed=self.seed, budgets=budgets,
             layers_before=n_layers, layers_kept=kept_layers, heads_before=int(sum(shape.heads_per_layer)),
             heads_after=sum(len(h) for h in kept_heads.values()), kept_heads={str(l): h for l, h in kept_heads.items()},
-            ffn_width_before=int(width), ffn_width_after=int(keep_width), energies=energies, repaired_blocks=repaired,
+            ffn_width_before=int(width), ffn_width_after=int(round(np.mean(widths))), energies=energies, repaired_blocks=repaired,
             empty_layer_repairs=empty_repairs, calibration_rows=len(calibration_dataset), calibration_tokens=scores.tokens,
             params_before=count_parameters(model), timings={k: round(v, 3) for k, v in timings.items()},
         )
+        if per_layer:
+            self.report_.ffn_per_layer_after = [int(w) for w in widths]
         if grouped:
             self.report_.head_unit = head_unit
             self.report_.kv_heads_before = int(sum(shape.kv_heads_per_layer))
             self.report_.kv_heads_after = int(sum(len(kept_groups(h, shape.heads_per_layer[l], shape.kv_heads_per_layer[l]))
                                                   for l, h in kept_heads.items()))
         if drop_losses is not None:
-            self.report_.layer_drop_losses = {"single": [round(float(v), 6) for v in drop_losses.single],
-                                              "pair": [round(float(v), 6) for v in drop_losses.pair], "rows": self.pair_rows}
+            self.report_.layer_drop_losses = {"single": _rounded(drop_losses.single), "pair": _rounded(drop_losses.pair),
+                                              "rows": self.pair_rows, "later_rounds": later_rounds}
         return self
 
     def check_shape(self, shape) -> None:
@@ -142,6 +158,8 @@ class AnnealingPruner(DeclaredParams, PruningParams):
             raise ValueError(f"remove_layers={checked['remove_layers']} would remove all {n_layers} layers")
         if self.method == "block_influence" and (checked["remove_heads"] or checked["remove_ffn"]):
             raise ValueError("method='block_influence' ranks whole layers (ShortGPT); set remove_heads=0 and remove_ffn=0, or use another method")
+        if self.per_layer_ffn and self.uniform:
+            raise ValueError("per_layer_ffn=True gives every layer its own FFN width, which uniform=True forbids; set one of them to False")
         self._check_head_budget(shape, checked["remove_heads"], self._head_unit(shape))
 
     def _head_unit(self, shape) -> str:
@@ -276,6 +294,10 @@ class AnnealingPruner(DeclaredParams, PruningParams):
         from .heatmap import plot_pruning
 
         return plot_pruning(self.report_, max(self.shape_.heads_per_layer), path)
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 6) for v in values]
 
 
 def _group_rows(head_rows: np.ndarray, size: int) -> np.ndarray:

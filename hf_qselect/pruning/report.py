@@ -34,12 +34,15 @@ class PruningReport(JsonRecord):
     kv_heads_after: int | None = None
     layer_drop_losses: dict | None = None  # layer_scores="pairs": the measured single and neighbour-pair drop losses
     recovery: dict | None = None  # how the pruned model was recovered (lora_recover's record), when it was
+    ffn_per_layer_after: list[int] | None = None  # per_layer_ffn: each kept layer's FFN width (ffn_width_after is their mean)
 
 
     def summary(self) -> str:
         params = f", params {self.params_before:,} -> {self.params_after:,}" if self.params_after else ""
         recovered = f"; recovered by {self.recovery['method']} ({self.recovery['steps']} steps x {self.recovery['batch_size']} rows)" if self.recovery else ""
+        per_layer = self.ffn_per_layer_after
+        widths = f" (mean; {min(per_layer)}-{max(per_layer)} per layer)" if per_layer and len(set(per_layer)) > 1 else ""
         return (
             f"{self.method} pruning: layers {self.layers_before} -> {len(self.layers_kept)}, heads {self.heads_before} -> "
-            f"{self.heads_after}, FFN width {self.ffn_width_before} -> {self.ffn_width_after}{params}{recovered}"
+            f"{self.heads_after}, FFN width {self.ffn_width_before} -> {self.ffn_width_after}{widths}{params}{recovered}"
         )

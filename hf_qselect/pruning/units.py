@@ -76,3 +76,33 @@ def select_in_groups(importance: np.ndarray, vectors: np.ndarray, groups: np.nda
                      penalty=boundary_penalty(h, J, groups=groups, counts=counts))
     solution = anneal([qubo], settings)[0]
     return UnitChoice(kept=np.flatnonzero(solution.x), energy=float(solution.energy), repaired=int(solution.repaired), blocks=1)
+
+
+def per_layer_widths(importance: list[np.ndarray], keep: int, multiple: int) -> list[int]:
+    """FFN widths for layers whose neurons have first-order ``importance`` (``E|dL/dm|``, a loss change, so comparable
+    across layers), with ``keep`` neurons a layer on average.
+
+    Each layer's neurons, most important first, form blocks of ``multiple`` (1 when ``keep`` is not a multiple of it);
+    a block's value is its neurons' summed importance. Every layer keeps its first block, then the most valuable
+    blocks across all layers are kept while they fit in ``keep x layers``. Within a layer the values fall block by
+    block, so each width is a prefix of that layer's ranking and a multiple of ``multiple`` (or the full width)."""
+    step = multiple if multiple > 1 and keep % multiple == 0 else 1
+    total = keep * len(importance)
+    widths = [0] * len(importance)
+    candidates = []
+    for l, values in enumerate(importance):
+        ordered = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+        for b, start in enumerate(range(0, len(ordered), step)):
+            size = min(step, len(ordered) - start)
+            if b == 0:
+                widths[l] = size
+            else:
+                candidates.append((-float(ordered[start:start + size].sum()), l, b, size))
+    room = total - sum(widths)
+    if room < 0:
+        raise ValueError(f"keeping {keep} FFN neurons a layer leaves less than one block of {step} for each of {len(importance)} layers")
+    for _, l, _, size in sorted(candidates):
+        if size <= room:
+            widths[l] += size
+            room -= size
+    return widths
