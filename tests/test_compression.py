@@ -80,11 +80,12 @@ def test_qubo_energy_equals_the_loss_and_cost_recomputed(tokenizer, calibration)
         assert const + linear @ x == pytest.approx(cost.evaluate(layout, choice), rel=1e-9)
 
 
-@pytest.mark.parametrize("form", ["reward", "penalty"])
-def test_size_budget_holds_and_the_size_model_is_the_measured_size(tokenizer, calibration, form):
+@pytest.mark.parametrize("form, qscheme", [("reward", "auto"), ("penalty", "auto"), ("reward", "per_channel")])
+def test_size_budget_holds_and_the_size_model_is_the_measured_size(tokenizer, calibration, form, qscheme):
     model = tiny_bert(tokenizer)
     before = weight_bytes(model)[0]
-    c = compressor(budget="30%", budget_form=form).fit(model, calibration)
+    c = compressor(budget="30%", budget_form=form, qscheme=qscheme).fit(model, calibration)
+    assert c.report_.qscheme == ("per_channel" if qscheme == "per_channel" else "per_tensor")  # auto: per tensor for a classifier
     assert c.report_.predicted_bytes_before == before
     c.apply(model)
     after = weight_bytes(model)[0]
@@ -125,12 +126,21 @@ def test_latency_budget_fits_the_measured_table(tokenizer, calibration):
     assert "whole model fp32" in c.report_.latency_table
 
 
-def test_save_and_load_give_identical_logits(tokenizer, sentences, calibration, tmp_path):
+@pytest.mark.parametrize("qscheme", ["per_tensor", "per_channel"])
+def test_save_and_load_give_identical_logits(tokenizer, sentences, calibration, tmp_path, qscheme):
+    from safetensors import safe_open
+
     model = tiny_bert(tokenizer)
-    c = compressor(budget="28%").fit(model, calibration)
+    c = compressor(budget="28%", qscheme=qscheme).fit(model, calibration)
     c.apply(model)
     assert len(set(c.report_.ffn_after)) >= 1
     save_compressed(model, tmp_path / "c", tokenizer)
+    name = quantized_modules(model)[0]
+    with safe_open(str(tmp_path / "c" / "model.safetensors"), "pt") as f:  # one fp32 scale per Linear, or per output row
+        scales = f.get_tensor(name + ".weight_scale")
+        assert scales.dtype == torch.float32 and scales.numel() == (model.get_submodule(name).out_features if qscheme == "per_channel" else 1)
+        assert (name + ".weight_axis" in f.keys()) == (qscheme == "per_channel")
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["hf_qselect_compression"]["qscheme"] == qscheme + "_symmetric"
     loaded = load_compressed(tmp_path / "c")
     x = inputs(tokenizer, sentences)
     with torch.no_grad():
@@ -194,6 +204,27 @@ def test_onnx_export_matches_torch(tokenizer, sentences, calibration, tmp_path):
     assert np.abs(session.run(None, feeds)[0] - reference).max() < 5e-3
     config = json.loads((tmp_path / "int8" / "config.json").read_text())
     assert config["hf_qselect_compression"]["int8"] and (tmp_path / "int8" / "tokenizer.json").exists()
+    channels = tiny_bert(tokenizer)
+    compressor(budget="30%", qscheme="per_channel").fit(channels, calibration).apply(channels)
+    export_onnx(channels, tmp_path / "channels", tokenizer)
+    session = onnx_session(tmp_path / "channels")
+    with torch.no_grad():
+        assert np.abs(session.run(None, feeds)[0] - channels(**x).logits.numpy()).max() < 5e-3
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_the_modelled_int8_rounding_is_what_quantize_dynamic_stores(per_channel):
+    from hf_qselect.compression.quantize import quantize_linears
+    from hf_qselect.compression.sensitivity import int8_rounding
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(24, 16))
+    with torch.no_grad():
+        net[0].weight[3] *= 40  # one row with outliers: a per-tensor scale rounds the other rows coarsely
+    modelled = int8_rounding(net[0].weight, per_channel)
+    quantize_linears(net, ["0"], per_channel=per_channel)
+    stored = net[0]._packed_params._weight_bias()[0].dequantize()
+    assert torch.allclose(modelled, stored, atol=1e-7, rtol=0)
 
 
 def test_vocabulary_pruning_keeps_the_training_tokenisation(tokenizer, sentences):
@@ -225,6 +256,7 @@ def test_compressor_follows_scikit_learn_conventions():
     ({"options": ("fp32",)}, "options must be fp32"),
     ({"method": "genetic"}, "method"),
     ({"latency_ms": -1.0}, "latency_ms"),
+    ({"qscheme": "per_row"}, "qscheme"),
 ])
 def test_bad_parameters_are_refused_before_work(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):

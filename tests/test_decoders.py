@@ -113,6 +113,11 @@ def test_per_layer_ffn_widths_keep_the_uniform_total_and_reload_with_load_pruned
     assert [len(pruner.kept_neurons_[l]) for l in pruner.kept_layers_] == widths
     assert pruner.report_.ffn_width_after == 32 and "per layer" in pruner.report_.summary()
     pruner.apply(model)
+    from hf_qselect.hub.model_card import render_model_card
+
+    card = render_model_card(model_name="m", base_model=None, log_history=[], selection=None, selection_seconds=0.0, rows_before=None,
+                             pruning=pruner.report_.to_dict(), training={}, pipeline_tag="text-generation")
+    assert f"32 (mean; per layer {widths})" in str(card)
     assert list(adapter_for(model).shape(model).ffn_per_layer) == widths
     x = torch.randint(1, VOCAB, (1, 6))
     before = model.generate(x, max_new_tokens=6, do_sample=False)

@@ -58,8 +58,9 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         timings: dict[str, float] = {}
         blank = keep_best(build_layout(model, self.ffn_block))
         start = time.perf_counter()
-        sizes = size_costs(blank, model)
-        cost = sizes if target.kind != "latency" else latency_costs(blank, model, self.latency_batch, self.latency_length, self.show_progress)
+        per_channel = self.per_channel(model)
+        sizes = size_costs(blank, model, per_channel)
+        cost = sizes if target.kind != "latency" else latency_costs(blank, model, self.latency_batch, self.latency_length, self.show_progress, per_channel)
         timings["costs"] = time.perf_counter() - start
         everything = Choice(np.ones(len(blank.units), bool), np.zeros(len(blank.modules), bool))
         full_bytes = sizes.evaluate(blank, everything)
@@ -69,7 +70,7 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
 
         start = time.perf_counter()
         layout = build_layout(model, self.ffn_block)
-        sens = measure_sensitivity(model, calibration_dataset, layout, self.batch_size, self.show_progress)
+        sens = measure_sensitivity(model, calibration_dataset, layout, self.batch_size, self.show_progress, per_channel)
         keep_best(layout, sens.drop)  # same units as the blank layout; the costliest head and block of each layer stay
         timings["sensitivity"] = time.perf_counter() - start
         form = Formulation(layout, sens, cost, self.beta, self.options)
@@ -85,7 +86,7 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
             choice, filled = fill(form, choice, limit)
         timings["solve"] = time.perf_counter() - start
         self.layout_, self.cost_, self.sensitivity_, self.choice_, self.shape_ = layout, cost, sens, choice, shape
-        self.size_model_ = sizes
+        self.size_model_, self.per_channel_ = sizes, per_channel
         drop_loss, quant_loss = loss_of(choice, layout, sens, self.beta)
         self.report_ = CompressionReport(
             method=method, budget=str(target), budget_kind=target.kind, limit=float(limit), cost_unit=cost.unit,
@@ -101,8 +102,17 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
             roles=list(ROLES), calibration_rows=len(calibration_dataset), latency_table=cost.table,
             timings={k: round(v, 3) for k, v in timings.items()},
             bytes_before=dict(zip(("non_embedding", "total"), weight_bytes(model))),
+            qscheme="per_channel" if per_channel else "per_tensor",
         )
         return self
+
+    def per_channel(self, model) -> bool:
+        """Whether int8 weights get one scale per output row (``qscheme``; ``auto``: for causal LMs)."""
+        from ..models import adapter_for
+
+        if self.qscheme == "auto":
+            return bool(adapter_for(model, what="compression").can_generate(model))
+        return self.qscheme == "per_channel"
 
     def _check_reachable(self, layout: Layout, cost: CostModel, limit: float, target, full_bytes: float) -> None:
         """Refuse a budget that even the smallest answer (everything droppable dropped, all int8) misses."""
@@ -177,9 +187,9 @@ class AnnealingCompressor(DeclaredParams, CompressionParams):
         if not hasattr(self, "pruned_shape_") or _shape(model) != self.pruned_shape_:
             raise ValueError("quantize a model this compressor has pruned (call compressor.prune(model) first)")
         check_not_quantized(model)
-        quantize_linears(model, self.choice_.int8_linears(self.layout_))
+        quantize_linears(model, self.choice_.int8_linears(self.layout_), self.per_channel_)
         model.config.hf_qselect_compression = {"int8": self.choice_.int8_linears(self.layout_), "engine": "torch.ao.quantize_dynamic",
-                                              "qscheme": "per_tensor_symmetric"}
+                                              "qscheme": "per_channel_symmetric" if self.per_channel_ else "per_tensor_symmetric"}
         non_embedding, total = weight_bytes(model)
         self.report_.bytes_after = {"non_embedding": non_embedding, "total": total}
         return model

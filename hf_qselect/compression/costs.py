@@ -24,7 +24,7 @@ from torch import nn
 from .layout import Choice, Layout
 
 PRECISIONS = ("int8", "fp32")
-SCALE_BYTES = 8  # fp32 scale + int32 zero point per quantized Linear
+SCALE_BYTES = 8  # fp32 scale + int32 zero point per quantized Linear (per output row with per-channel scales)
 
 
 @dataclass
@@ -60,8 +60,9 @@ def embedding_weights(model) -> set[int]:
     return found
 
 
-def size_costs(layout: Layout, model) -> CostModel:
-    """Bytes of the non-embedding weights as a function of the choice."""
+def size_costs(layout: Layout, model, per_channel: bool = False) -> CostModel:
+    """Bytes of the non-embedding weights as a function of the choice (int8 scales per Linear, or per output row with
+    ``per_channel``: then a unit that owns rows also owns their scales)."""
     linear_names = {f"{n}.{p}" for module in layout.modules for n in layout.module_names(module) for p in ("weight", "bias")}
     embeddings = embedding_weights(model)
     base = sum(p.numel() * 4 for name, p in model.named_parameters()
@@ -69,17 +70,24 @@ def size_costs(layout: Layout, model) -> CostModel:
     per_unit, const = [], []
     for module in layout.modules:
         w, b = np.asarray(module.unit_weights, float), np.asarray(module.unit_biases, float)
-        per_unit.append({"fp32": 4 * (w + b), "int8": w + 4 * b})
+        linears = [model.get_submodule(name) for name in layout.module_names(module)]
+        unit_scales, fixed_scales = np.zeros(len(w)), SCALE_BYTES * len(linears)
+        if per_channel and module.units and module.role in ("qkv", "intermediate"):  # units own rows: each row one scale
+            unit_scales, fixed_scales = SCALE_BYTES * w / linears[0].in_features, 0
+        elif per_channel:  # units own columns (or there are none): every output row's scale is fixed
+            fixed_scales = SCALE_BYTES * sum(linear.out_features for linear in linears)
+        per_unit.append({"fp32": 4 * (w + b), "int8": w + 4 * b + unit_scales})
         fixed = 4.0 * module.fixed_biases
-        const.append({"fp32": fixed + 4.0 * module.fixed_weights, "int8": fixed + module.fixed_weights + SCALE_BYTES * len(module.linears)})
+        const.append({"fp32": fixed + 4.0 * module.fixed_weights, "int8": fixed + module.fixed_weights + fixed_scales})
     return CostModel("bytes", float(base), np.zeros(len(layout.units)), per_unit, const)
 
 
-def quantized_copy(module: nn.Module) -> nn.Module:
-    """``module`` with its Linears dynamically quantized to int8 (a copy)."""
+def quantized_copy(module: nn.Module, per_channel: bool = False) -> nn.Module:
+    """``module`` with its Linears dynamically quantized to int8 (a copy; scales per tensor or per output row)."""
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else torch.ao.quantization.default_dynamic_qconfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(module), {nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(module), {nn.Linear: qconfig}, dtype=torch.qint8)
 
 
 def _slice(linear: nn.Linear, n: int, outputs: bool) -> nn.Linear:
@@ -89,7 +97,8 @@ def _slice(linear: nn.Linear, n: int, outputs: bool) -> nn.Linear:
     return keep_outputs(linear, index) if outputs else keep_inputs(linear, index)
 
 
-def _linear_line(linears: list[nn.Linear], units: int, unit_widths: list[int], outputs: bool, tokens: int) -> dict[str, tuple[float, float]]:
+def _linear_line(linears: list[nn.Linear], units: int, unit_widths: list[int], outputs: bool, tokens: int,
+                 per_channel: bool = False) -> dict[str, tuple[float, float]]:
     """``(intercept, per unit)`` ms of running ``linears`` (sliced to ``units`` and half of them), fp32 and int8; a unit
     owns ``unit_widths[i]`` rows (``outputs``) or columns of ``linears[i]``."""
     half = max(1, units // 2)
@@ -99,7 +108,7 @@ def _linear_line(linears: list[nn.Linear], units: int, unit_widths: list[int], o
         for n in (units, half):
             sliced = nn.ModuleList([_slice(l, n * w, outputs) for l, w in zip(linears, unit_widths)])
             if precision == "int8":
-                sliced = quantized_copy(sliced)
+                sliced = quantized_copy(sliced, per_channel)
             x = torch.randn(tokens, sliced[0].in_features)
             times.append(median_ms(lambda: [lin(x) for lin in sliced]))
         slope = (times[0] - times[1]) / max(units - half, 1)
@@ -107,7 +116,7 @@ def _linear_line(linears: list[nn.Linear], units: int, unit_widths: list[int], o
     return line
 
 
-def latency_costs(layout: Layout, model, batch: int, length: int, show_progress: bool = False) -> CostModel:
+def latency_costs(layout: Layout, model, batch: int, length: int, show_progress: bool = False, per_channel: bool = False) -> CostModel:
     """Milliseconds of one forward pass at ``batch x length`` tokens, from timings on this machine."""
     from tqdm.auto import tqdm
 
@@ -123,7 +132,7 @@ def latency_costs(layout: Layout, model, batch: int, length: int, show_progress:
         if not module.units:  # the pooler: one row per sequence, timed whole
             linear = model.get_submodule(module.linears[0])
             x = torch.randn(batch, linear.in_features)
-            times = {"fp32": median_ms(lambda: linear(x)), "int8": median_ms(lambda q=quantized_copy(linear): q(x))}
+            times = {"fp32": median_ms(lambda: linear(x)), "int8": median_ms(lambda q=quantized_copy(linear, per_channel): q(x))}
             per_unit.append({p: np.zeros(0) for p in PRECISIONS})
             const.append(times)
             table[f"{module.role} {linear.in_features}->{linear.out_features}"] = {p: [round(times[p], 5), 0.0] for p in PRECISIONS}
@@ -137,7 +146,7 @@ def latency_costs(layout: Layout, model, batch: int, length: int, show_progress:
         widths = [1] * len(linears) if units[0].kind == "ffn" else [(l.out_features if outputs else l.in_features) // n_units for l in linears]
         key = (module.role, tuple(l.in_features for l in linears), tuple(l.out_features for l in linears))
         if key not in cache:
-            cache[key] = _linear_line(linears, n_units, widths, outputs, tokens)
+            cache[key] = _linear_line(linears, n_units, widths, outputs, tokens, per_channel)
             table[f"{module.role} {key[1][0]}->{key[2][0]}"] = {p: [round(v, 5) for v in cache[key][p]] for p in PRECISIONS}
         line = cache[key]
         sizes = np.array([len(u.members) if u.kind == "ffn" else 1 for u in units], float)

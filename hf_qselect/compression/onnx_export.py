@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..onnx_io import check_onnx_available, cpu_session, quantize_int8, trace
-from .quantize import QUANTIZED_LINEAR
+from .quantize import QUANTIZED_LINEAR, is_per_channel
 
 ONNX_FILE = "model.onnx"
 
@@ -60,7 +60,8 @@ def export_onnx(model, directory: str | Path, tokenizer=None, *, overwrite: bool
             nodes = [n.name for n in graph.graph.node if n.op_type in ("MatMul", "Gemm") and onnx_module_name(n.name) in wanted]
             if len(nodes) != len(wanted):
                 raise RuntimeError(f"found {len(nodes)} ONNX MatMuls for {len(wanted)} int8 modules; the graph's names changed")
-            quantize_int8(fp32_path, staging / ONNX_FILE, nodes=nodes)
+            per_channel = any(is_per_channel(model.get_submodule(name)._packed_params._weight_bias()[0]) for name in int8)
+            quantize_int8(fp32_path, staging / ONNX_FILE, nodes=nodes, per_channel=per_channel)
         else:
             fp32_path.replace(staging / ONNX_FILE)
         config = copy.deepcopy(model.config)

@@ -13,6 +13,7 @@ COMPRESS_METHODS = ("qubo", "fallback")
 RENAMED_METHODS = {"greedy": "fallback"}  # "greedy" names the importance ranking in pruning and subnetworks
 OPTIONS = ("drop", "int8", "fp32")
 BUDGET_FORMS = ("reward", "penalty")
+QSCHEMES = ("auto", "per_channel", "per_tensor")
 DEFAULT_BUDGET = "25%"
 
 
@@ -93,6 +94,9 @@ class CompressionParams:
     budget_form: str = param("reward", "reward: the paper's -gamma*R, gamma searched to fit; penalty: lambda*(cost - budget)^2",
                              check=one_of(lambda: list(BUDGET_FORMS)), choices=lambda: list(BUDGET_FORMS))
     beta: float = param(1.0, "weight of the Fisher-weighted quantization error against the pruning loss", check=fraction(0.0, 1e9))
+    qscheme: str = param("auto", "int8 weight scales: per_channel (one per output row; small decoders need it), per_tensor "
+                         "(one per Linear); auto: per_channel for causal LMs, per_tensor for classifiers",
+                         check=one_of(lambda: list(QSCHEMES)), choices=lambda: list(QSCHEMES))
     ffn_block: int = param(64, "FFN neurons dropped together (one choice each)", check=integer(1))
     latency_batch: int = param(8, "batch size the latency is measured at", check=integer(1))
     latency_length: int = param(128, "sequence length the latency is measured at", check=integer(1))

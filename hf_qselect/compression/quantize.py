@@ -27,17 +27,28 @@ def check_not_quantized(model) -> None:
         raise ValueError(f"the model is already quantized ({len(done)} modules, e.g. {done[0]}); compress the fp32 model instead")
 
 
-def quantize_linears(model, names: list[str]):
-    """Quantize the named ``nn.Linear`` modules of ``model`` to dynamic int8, in place; returns ``model``."""
+def quantize_linears(model, names: list[str], per_channel: bool = False):
+    """Quantize the named ``nn.Linear`` modules of ``model`` to dynamic int8 (symmetric; one scale per Linear, or per
+    output row with ``per_channel``), in place; returns ``model``."""
     if not names:
         return model
     missing = [n for n in names if not isinstance(model.get_submodule(n), nn.Linear)]
     if missing:
         raise ValueError(f"not nn.Linear modules, cannot be quantized: {missing[:3]}")
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else torch.ao.quantization.default_dynamic_qconfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.ao.quantization.quantize_dynamic(model, set(names), dtype=torch.qint8, inplace=True)
+        torch.ao.quantization.quantize_dynamic(model, {name: qconfig for name in names}, dtype=torch.qint8, inplace=True)
     return model
+
+
+def is_per_channel(weight: torch.Tensor) -> bool:
+    return weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+
+
+def scale_count(weight: torch.Tensor) -> int:
+    """How many (scale, zero point) pairs a quantized weight carries: one per row per channel, else one."""
+    return int(weight.q_per_channel_scales().numel()) if is_per_channel(weight) else 1
 
 
 def weight_bytes(model) -> tuple[int, int]:
@@ -50,7 +61,7 @@ def weight_bytes(model) -> tuple[int, int]:
     for name, module in model.named_modules():
         if isinstance(module, QUANTIZED_LINEAR):
             weight, bias = module._packed_params._weight_bias()
-            quantized[name] = weight.numel() + SCALE_BYTES + (bias.numel() * 4 if bias is not None else 0)
+            quantized[name] = weight.numel() + SCALE_BYTES * scale_count(weight) + (bias.numel() * 4 if bias is not None else 0)
     for name, size in quantized.items():
         total += size
         non_embedding += 0 if is_embedding(name + ".") else size

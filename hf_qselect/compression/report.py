@@ -38,6 +38,7 @@ class CompressionReport(JsonRecord):
     timings: dict[str, float] = field(default_factory=dict)
     bytes_before: dict[str, int] = field(default_factory=dict)  # measured on the model
     bytes_after: dict[str, int] = field(default_factory=dict)
+    qscheme: str = "per_tensor"  # int8 scales: per_tensor or per_channel
     latency_ms: dict[str, float] = field(default_factory=dict)  # measured before/after, filled by whoever times it
     metrics_before: dict[str, float] = field(default_factory=dict)
     metrics_after: dict[str, float] = field(default_factory=dict)

@@ -7,14 +7,15 @@ from pathlib import Path
 import torch
 
 from ..models import COMPRESSION_KEY
-from .quantize import QUANTIZED_LINEAR, quantize_linears
+from .quantize import QUANTIZED_LINEAR, is_per_channel, quantize_linears
 
 WEIGHTS = "model.safetensors"
-INT8, SCALE, ZERO = ".weight_int8", ".weight_scale", ".weight_zero_point"
+INT8, SCALE, ZERO, AXIS = ".weight_int8", ".weight_scale", ".weight_zero_point", ".weight_axis"  # AXIS only per channel
 
 
 def compressed_state(model) -> dict[str, torch.Tensor]:
-    """The model's tensors: quantized Linears as int8 weight + scale + zero point + fp32 bias."""
+    """The model's tensors: quantized Linears as int8 weight + fp32 scale(s) + int32 zero point(s) (one per output row,
+    and the axis, for per-channel weights) + fp32 bias."""
     quantized = {name: module for name, module in model.named_modules() if isinstance(module, QUANTIZED_LINEAR)}
     state, stored = {}, set()
     for name, tensor in model.state_dict().items():
@@ -26,11 +27,14 @@ def compressed_state(model) -> dict[str, torch.Tensor]:
         state[name] = tensor.detach().contiguous()
     for name, module in quantized.items():
         weight, bias = module._packed_params._weight_bias()
-        if weight.qscheme() != torch.per_tensor_affine and weight.qscheme() != torch.per_tensor_symmetric:
-            raise ValueError(f"{name} is quantized per channel; save_compressed stores per-tensor int8 only")
         state[name + INT8] = weight.int_repr().contiguous()
-        state[name + SCALE] = torch.tensor([weight.q_scale()], dtype=torch.float64)
-        state[name + ZERO] = torch.tensor([weight.q_zero_point()], dtype=torch.int64)
+        if is_per_channel(weight):
+            state[name + SCALE] = weight.q_per_channel_scales().to(torch.float32).contiguous()
+            state[name + ZERO] = weight.q_per_channel_zero_points().to(torch.int32).contiguous()
+            state[name + AXIS] = torch.tensor([weight.q_per_channel_axis()], dtype=torch.int32)
+        else:
+            state[name + SCALE] = torch.tensor([weight.q_scale()], dtype=torch.float32)
+            state[name + ZERO] = torch.tensor([weight.q_zero_point()], dtype=torch.int32)
         if bias is not None:
             state[name + ".bias"] = bias.detach().contiguous()
     return state
@@ -97,15 +101,21 @@ def load_compressed(directory: str | Path, model_class=None):
     absent = [name for name in int8 if name + INT8 not in state]
     if absent:
         raise ValueError(f"{path / WEIGHTS} lacks the int8 weights of {absent[:3]} that config.json lists")
-    plain = {k: v for k, v in state.items() if not k.endswith((INT8, SCALE, ZERO)) and not any(k == n + ".bias" for n in int8)}
+    plain = {k: v for k, v in state.items() if not k.endswith((INT8, SCALE, ZERO, AXIS)) and not any(k == n + ".bias" for n in int8)}
     missing, unexpected = model.load_state_dict(plain, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids") and not any(m.startswith(n + ".") for n in int8)
                and m not in tied_names(model)]
     if missing or unexpected:
         raise ValueError(f"{path / WEIGHTS} does not match the model's structure: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    quantize_linears(model, int8)
+    per_channel = [name for name in int8 if name + AXIS in state]
+    quantize_linears(model, [name for name in int8 if name not in per_channel])
+    quantize_linears(model, per_channel, per_channel=True)
     for name in int8:
-        weight = torch._make_per_tensor_quantized_tensor(state[name + INT8], float(state[name + SCALE][0]), int(state[name + ZERO][0]))
+        if name in per_channel:
+            weight = torch._make_per_channel_quantized_tensor(state[name + INT8], state[name + SCALE].to(torch.float64),
+                                                              state[name + ZERO].to(torch.int64), int(state[name + AXIS][0]))
+        else:
+            weight = torch._make_per_tensor_quantized_tensor(state[name + INT8], float(state[name + SCALE][0]), int(state[name + ZERO][0]))
         model.get_submodule(name).set_weight_bias(weight, state.get(name + ".bias"))
     return model.eval()
 

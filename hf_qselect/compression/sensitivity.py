@@ -5,7 +5,7 @@
   gradients that largely cancel as if they added up, and make every block look far costlier than a head);
 * quantizing a module to int8: ``1/2 sum_w F_w (w - Q(w))^2`` over the weights each unit owns in it, with
   ``F`` the diagonal empirical Fisher (squared per-batch gradients times the batch size) and ``Q`` exactly the
-  per-tensor symmetric int8 rounding ``quantize_dynamic`` applies (HAWQ's Hessian-weighted perturbation,
+  symmetric int8 rounding ``quantize_dynamic`` applies (one scale per tensor, or per output row) (HAWQ's Hessian-weighted perturbation,
   diagonal and per unit, so that dropping a unit also removes its share of the error).
 """
 from __future__ import annotations
@@ -34,14 +34,19 @@ class Sensitivity:
             self.quant_fixed = np.zeros(len(self.quant))
 
 
-def int8_rounding(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` after the int8 round trip ``quantize_dynamic`` applies (its default weight observer)."""
+def int8_rounding(weight: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
+    """``weight`` after the int8 round trip ``quantize_dynamic`` applies (its weight observer: one scale per tensor,
+    or per output row with ``per_channel``)."""
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else torch.ao.quantization.default_dynamic_qconfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        observer = torch.ao.quantization.default_dynamic_qconfig.weight()
-    observer(weight.detach().float())
+        observer = qconfig.weight()
+    w = weight.detach().float()
+    observer(w)
     scale, zero_point = observer.calculate_qparams()
-    return torch.fake_quantize_per_tensor_affine(weight.detach().float(), float(scale), int(zero_point), observer.quant_min, observer.quant_max)
+    if per_channel:
+        return torch.fake_quantize_per_channel_affine(w, scale.float(), zero_point.int(), 0, observer.quant_min, observer.quant_max)
+    return torch.fake_quantize_per_tensor_affine(w, float(scale), int(zero_point), observer.quant_min, observer.quant_max)
 
 
 def unit_gates(model, layout: Layout) -> tuple[Any, list[torch.Tensor], list[torch.Tensor]]:
@@ -122,8 +127,9 @@ def unit_slices(layout: Layout, module_index: int, linear: torch.nn.Linear) -> l
     return out
 
 
-def measure_sensitivity(model, dataset: Dataset, layout: Layout, batch_size: int, show_progress: bool) -> Sensitivity:
-    """Drop and int8 costs of every unit and module, from one gradient pass over ``dataset``."""
+def measure_sensitivity(model, dataset: Dataset, layout: Layout, batch_size: int, show_progress: bool, per_channel: bool = False) -> Sensitivity:
+    """Drop and int8 costs of every unit and module (int8 scales per tensor or per output row), from one gradient pass
+    over ``dataset``."""
     names = [name for module in layout.modules for name in layout.module_names(module)]
     gates, fisher, batches = gradient_pass(model, dataset, layout, names, batch_size, show_progress)
     drop = gates / max(batches, 1)
@@ -133,7 +139,7 @@ def measure_sensitivity(model, dataset: Dataset, layout: Layout, batch_size: int
         for name in layout.module_names(module):
             linear = model.get_submodule(name)
             weight = linear.weight.detach().float()
-            weighted = 0.5 * fisher[name] * (weight - int8_rounding(weight)) ** 2
+            weighted = 0.5 * fisher[name] * (weight - int8_rounding(weight, per_channel)) ** 2
             if not module.units:
                 fixed[m] += float(weighted.sum())
             for j, (index, rows) in enumerate(unit_slices(layout, m, linear)):

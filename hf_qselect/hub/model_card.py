@@ -115,7 +115,7 @@ def render_model_card(*, model_name: str, base_model: str | None, log_history: l
         rows = {"method": r["method"], "solver": r.get("solver"), "when": r.get("when"),
                 "recovery epochs": r.get("recovery_epochs") if r.get("when") == "end" else None,
                 "layers": f"{r['layers_before']} -> {len(r['layers_kept'])} (kept {r['layers_kept']})",
-                "attention heads": f"{r['heads_before']} -> {r['heads_after']}", "FFN width": f"{r['ffn_width_before']} -> {r['ffn_width_after']}",
+                "attention heads": f"{r['heads_before']} -> {r['heads_after']}", "FFN width": f"{r['ffn_width_before']} -> {r['ffn_width_after']}" + (f" (mean; per layer {r['ffn_per_layer_after']})" if r.get("ffn_per_layer_after") else ""),
                 "parameters": f"{r['params_before']:,} -> {r['params_after']:,} ({1 - r['params_after'] / r['params_before']:.1%} fewer)",
                 "calibration rows": r.get("calibration_rows")}
         before, after = r.get("metrics_before") or {}, r.get("metrics_after") or {}
