@@ -173,21 +173,29 @@ def recovery(args: argparse.Namespace, base, tokenizer, pool: Dataset, evaluatio
     return out
 
 
+def shape_of(run: dict) -> str:
+    """A run's width shape (results written before per-layer MLP widths say ``uniform`` instead)."""
+    if "shape" in run:
+        return run["shape"]
+    return "-" if run["uniform"] is None else ("uniform" if run["uniform"] else "per-layer heads")
+
+
 def render(results: dict) -> str:
     base = results["base"]["ppl"]
     a = results["args"]
+    ran = sorted({r["seed"] for r in results["runs"]}) or [a["seeds"]]  # the seeds that ran (a stopped run has fewer than asked)
     lines = [f"SmolLM2-135M-Instruct (float32, {a['threads']} threads); calibration {a['calibration_rows']} Alpaca rows per seed "
              f"(layer-drop losses on {a['pair_rows']}); perplexity on {a['eval_rows']} held-out Alpaca responses and {a['eval_rows']} "
-             f"GSM8K test answers, {a['max_length']} tokens; seeds {a['seeds']}; mean ± std over seeds.\n",
+             f"GSM8K test answers, {a['max_length']} tokens; seeds {','.join(str(s) for s in ran)}; mean ± std over seeds.\n",
              f"Unpruned: Alpaca {base['alpaca']:.3f}, GSM8K {base['gsm8k']:.3f}.\n",
              "| budget | shape | method | non-embedding removed | Alpaca ppl | GSM8K ppl | fit s | prefill x | decode x |", "|---" * 9 + "|"]
     keys = []
     for r in results["runs"]:
-        key = (r["kind"], r["layers"], r["heads"], r["ffn"], r["shape"], r["method"])
+        key = (r["kind"], r["layers"], r["heads"], r["ffn"], shape_of(r), r["method"])
         if key not in keys:
             keys.append(key)
     for key in keys:
-        runs = [r for r in results["runs"] if (r["kind"], r["layers"], r["heads"], r["ffn"], r["shape"], r["method"]) == key]
+        runs = [r for r in results["runs"] if (r["kind"], r["layers"], r["heads"], r["ffn"], shape_of(r), r["method"]) == key]
         kind, layers, heads, ffn, shape, method = key
         budget = f"{layers:.0%} of layers" if kind == "depth" else f"heads {heads}, ffn {ffn}"
         speed = next((r["speed"] for r in runs if "speed" in r), None)

@@ -54,3 +54,16 @@ def sentences() -> Dataset:
            "clumsy writing and flat acting", "painfully slow and predictable", "the worst film of the year", "an ugly chore",
            "nothing works here", "lazy, loud and empty", "a depressing failure", "poorly edited and overlong"]
     return Dataset.from_dict({"text": pos + neg, "label": [1] * len(pos) + [0] * len(neg)})
+
+
+def fit_within_latency(compressor, model, calibration) -> bool:
+    """Fit ``compressor`` (a latency budget) and check the budget holds; ``False`` where this machine is too slow for
+    even the smallest answer (the error must then name what is reachable)."""
+    try:
+        compressor.fit(model, calibration)
+    except ValueError as err:
+        assert "smallest reachable" in str(err)
+        return False
+    assert compressor.report_.cost_unit == "ms" and compressor.report_.cost_after <= compressor.report_.limit
+    assert "whole model fp32" in compressor.report_.latency_table
+    return True

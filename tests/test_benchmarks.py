@@ -231,3 +231,15 @@ def test_sft_speed_benchmark_smoke(sft_inputs, monkeypatch):
 
     assert result["rows"] == 30 and result["default_selection"]["kept"] == keep_count(0.25, 30)  # rows with an empty output are skipped
     assert "x torch" in (sft_inputs / "out" / "speed.md").read_text()
+
+
+@pytest.mark.parametrize("script, name", [("decoders", "decoders"), ("decoders", "decoders_rounds"),
+                                          ("decoders", "decoders_depth_seed1"), ("decoder_compression", "decoder_compression"),
+                                          ("decoder_compression", "decoder_compression_per_channel")])
+def test_decoder_benchmark_tables_are_what_their_results_render(script, name):
+    """The committed tables of the SmolLM2 runs (too slow for CI) are rendered from their committed results."""
+    import importlib
+
+    results = Path(__file__).parents[1] / "benchmarks" / "results"
+    module = importlib.import_module(script)
+    assert module.render(json.loads((results / f"{name}.json").read_text())) == (results / f"{name}.md").read_text()

@@ -14,6 +14,8 @@ from hf_qselect.pruning import AnnealingPruner
 from hf_qselect.pruning.layer_drop import DropLosses, choose_drops, drop_qubo
 from hf_qselect.qubo import AnnealSettings
 
+from .conftest import fit_within_latency
+
 FAMILIES = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM), "mistral": (MistralConfig, MistralForCausalLM)}
 VOCAB = 100
 
@@ -290,14 +292,9 @@ def test_a_latency_budget_on_grouped_query_attention_times_whole_groups_and_keep
     table = probe.report_.latency_table
     assert "attention core per head unit (2 units of 3 query heads)" in table and "whole model fp32" in table
     assert any(key.startswith("qkv 48->") for key in table)
-    limit = 0.7 * probe.report_.cost_before
-    c = AnnealingCompressor(latency_ms=limit, **settings)
-    try:
-        c.fit(model, calibration)
-    except ValueError as err:  # a machine where even the smallest answer is slower: the error names what is reachable
-        assert "smallest reachable" in str(err)
+    c = AnnealingCompressor(latency_ms=0.7 * probe.report_.cost_before, **settings)
+    if not fit_within_latency(c, model, calibration):
         return
-    assert c.report_.cost_unit == "ms" and c.report_.cost_after <= c.report_.limit
     reference = copy.deepcopy(model)
     c.apply(model)
     assert all(h % 3 == 0 and h >= 3 for h in adapter_for(model).shape(model).heads_per_layer)  # whole key/value groups
