@@ -176,6 +176,8 @@ def test_a_causal_lm_recipe_runs_end_to_end(recipe_inputs, capsys):
     ({"lora_rank": 8}, "lora_rank"),
     ({"task": "translation"}, "invalid choice: 'translation'"),
     ({"dataset": "EMPTY"}, "the response is empty; drop such rows first"),
+    ({"prune_remove_layers": 0.25}, "task: causal-lm recipes do not prune or compress"),
+    ({"quantize": True}, "task: causal-lm recipes do not prune or compress"),
 ])
 def test_bad_causal_recipes_are_one_line_errors(recipe_inputs, tokenizer, capsys, change, expected):
     import yaml

@@ -60,6 +60,10 @@ def run_causal_recipe(model_args: ModelArguments, data_args: DataArguments, conf
     from .trainer import QSelectTrainer
 
     start = time.perf_counter()
+    if config.prunes or config.compresses:  # not wired into this recipe: refused rather than silently ignored
+        raise ValueError("task: causal-lm recipes do not prune or compress (prune_* / compress_* / quantize given); prune the "
+                         "model first with hf-qselect prune MODEL --data ... --out DIR and train DIR, or use "
+                         "QSelectTrainer(pruner=..., lora=...) in Python")
     folder, gguf = check_causal_model(model_args)
     target, data = checked_inputs(str(folder), data_args, config)
     if isinstance(data, DatasetDict) and data_args.eval_split not in data:
