@@ -22,9 +22,9 @@ from ..measure import median_ms
 from torch import nn
 
 from .layout import Choice, Layout
+from .quantize import SCALE_BYTES, embedding_weights, int8_qconfig, is_embedding
 
 PRECISIONS = ("int8", "fp32")
-SCALE_BYTES = 8  # fp32 scale + int32 zero point per quantized Linear (per output row with per-channel scales)
 
 
 @dataclass
@@ -44,20 +44,6 @@ class CostModel:
             option = "int8" if choice.int8[m] else "fp32"
             total += self.const[m][option] + float(self.per_unit[m][option] @ choice.keep[module.units])
         return total
-
-
-def is_embedding(name: str) -> bool:
-    return ".embeddings." in f".{name}"
-
-
-def embedding_weights(model) -> set[int]:
-    """``id`` of the token embedding and the LM head (tied or not), whatever the family calls them."""
-    found = set()
-    for get in ("get_input_embeddings", "get_output_embeddings"):
-        module = getattr(model, get, lambda: None)()
-        if module is not None and getattr(module, "weight", None) is not None:
-            found.add(id(module.weight))
-    return found
 
 
 def size_costs(layout: Layout, model, per_channel: bool = False) -> CostModel:
@@ -84,10 +70,9 @@ def size_costs(layout: Layout, model, per_channel: bool = False) -> CostModel:
 
 def quantized_copy(module: nn.Module, per_channel: bool = False) -> nn.Module:
     """``module`` with its Linears dynamically quantized to int8 (a copy; scales per tensor or per output row)."""
-    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else torch.ao.quantization.default_dynamic_qconfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(module), {nn.Linear: qconfig}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(module), {nn.Linear: int8_qconfig(per_channel)}, dtype=torch.qint8)
 
 
 def _slice(linear: nn.Linear, n: int, outputs: bool) -> nn.Linear:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 QUANTIZED_LINEAR = torch.ao.nn.quantized.dynamic.Linear
+SCALE_BYTES = 8  # fp32 scale + int32 zero point per quantized Linear (per output row with per-channel scales)
 
 
 def quantized_modules(model) -> list[str]:
@@ -27,6 +28,11 @@ def check_not_quantized(model) -> None:
         raise ValueError(f"the model is already quantized ({len(done)} modules, e.g. {done[0]}); compress the fp32 model instead")
 
 
+def int8_qconfig(per_channel: bool = False):
+    """``quantize_dynamic``'s int8 config: one symmetric weight scale per tensor, or per output row."""
+    return torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else torch.ao.quantization.default_dynamic_qconfig
+
+
 def quantize_linears(model, names: list[str], per_channel: bool = False):
     """Quantize the named ``nn.Linear`` modules of ``model`` to dynamic int8 (symmetric; one scale per Linear, or per
     output row with ``per_channel``), in place; returns ``model``."""
@@ -35,7 +41,7 @@ def quantize_linears(model, names: list[str], per_channel: bool = False):
     missing = [n for n in names if not isinstance(model.get_submodule(n), nn.Linear)]
     if missing:
         raise ValueError(f"not nn.Linear modules, cannot be quantized: {missing[:3]}")
-    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else torch.ao.quantization.default_dynamic_qconfig
+    qconfig = int8_qconfig(per_channel)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.ao.quantization.quantize_dynamic(model, {name: qconfig for name in names}, dtype=torch.qint8, inplace=True)
@@ -51,10 +57,22 @@ def scale_count(weight: torch.Tensor) -> int:
     return int(weight.q_per_channel_scales().numel()) if is_per_channel(weight) else 1
 
 
+def is_embedding(name: str) -> bool:
+    return ".embeddings." in f".{name}"
+
+
+def embedding_weights(model) -> set[int]:
+    """``id`` of the token embedding and the LM head (tied or not), whatever the family calls them."""
+    found = set()
+    for get in ("get_input_embeddings", "get_output_embeddings"):
+        module = getattr(model, get, lambda: None)()
+        if module is not None and getattr(module, "weight", None) is not None:
+            found.add(id(module.weight))
+    return found
+
+
 def weight_bytes(model) -> tuple[int, int]:
     """``(non-embedding, total)`` bytes of the weights as :func:`save_compressed` stores them."""
-    from .costs import SCALE_BYTES, embedding_weights, is_embedding
-
     embeddings = embedding_weights(model)
     non_embedding = total = 0
     quantized = {}

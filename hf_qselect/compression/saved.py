@@ -103,8 +103,8 @@ def load_compressed(directory: str | Path, model_class=None):
         raise ValueError(f"{path / WEIGHTS} lacks the int8 weights of {absent[:3]} that config.json lists")
     plain = {k: v for k, v in state.items() if not k.endswith((INT8, SCALE, ZERO, AXIS)) and not any(k == n + ".bias" for n in int8)}
     missing, unexpected = model.load_state_dict(plain, strict=False)
-    missing = [m for m in missing if not m.endswith("position_ids") and not any(m.startswith(n + ".") for n in int8)
-               and m not in tied_names(model)]
+    tied = tied_names(model)
+    missing = [m for m in missing if not m.endswith("position_ids") and not any(m.startswith(n + ".") for n in int8) and m not in tied]
     if missing or unexpected:
         raise ValueError(f"{path / WEIGHTS} does not match the model's structure: missing {missing[:5]}, unexpected {unexpected[:5]}")
     per_channel = [name for name in int8 if name + AXIS in state]

@@ -20,6 +20,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from .layout import Layout
+from .quantize import int8_qconfig
 
 
 @dataclass
@@ -37,10 +38,9 @@ class Sensitivity:
 def int8_rounding(weight: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
     """``weight`` after the int8 round trip ``quantize_dynamic`` applies (its weight observer: one scale per tensor,
     or per output row with ``per_channel``)."""
-    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else torch.ao.quantization.default_dynamic_qconfig
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        observer = qconfig.weight()
+        observer = int8_qconfig(per_channel).weight()
     w = weight.detach().float()
     observer(w)
     scale, zero_point = observer.calculate_qparams()

@@ -94,11 +94,13 @@ class AnnealingPruner(DeclaredParams, PruningParams):
 
             dropped, energies["layers"] = [], 0.0
             for r, count in enumerate(round_sizes(n_layers - keep_layers, int(self.layer_rounds))):
-                if r == 0 and drop_losses is None:
-                    drop_losses = measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size, self.show_progress)
-                losses = drop_losses if r == 0 else measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size,
-                                                                        self.show_progress, skipped=dropped)
-                if r:
+                if r == 0 and drop_losses is not None:  # given: another pruner's first round on the same model and rows
+                    losses = drop_losses
+                else:
+                    losses = measure_drop_losses(model, calibration_dataset, self.pair_rows, self.batch_size, self.show_progress, skipped=dropped)
+                if r == 0:
+                    drop_losses = losses
+                else:
                     later_rounds.append({"dropped_before": sorted(dropped), "single": _rounded(losses.single), "pair": _rounded(losses.pair)})
                 remaining = [i for i in range(n_layers) if i not in dropped]
                 chosen, energy = choose_drops(losses, count, self.method, settings)
